@@ -1,0 +1,25 @@
+# hakmem_add_box(NAME SOURCES src.c...): one box, one MODULE library named
+# hakbox_NAME.so, built against include/box_api/ only. Used in the tree and,
+# installed, by out-of-tree boxes (find_package(hakmem)).
+function(hakmem_add_box name)
+  cmake_parse_arguments(BOX "" "" "SOURCES" ${ARGN})
+  set(target hakbox_${name})
+  add_library(${target} MODULE ${BOX_SOURCES})
+  set_target_properties(${target} PROPERTIES
+    PREFIX ""
+    OUTPUT_NAME hakbox_${name}
+    C_VISIBILITY_PRESET hidden
+    C_STANDARD 11
+    C_EXTENSIONS ON)
+  if(TARGET hakmem::box_api)
+    target_link_libraries(${target} PRIVATE hakmem::box_api)
+  else()
+    target_link_libraries(${target} PRIVATE hakmem_box_api)
+  endif()
+  # A box must not depend on the host's symbols or on libc's malloc being
+  # anyone's in particular; -z defs catches a reference to host internals.
+  target_link_options(${target} PRIVATE -Wl,-z,defs)
+  if(HAKMEM_INSTALL_LIBDIR)
+    install(TARGETS ${target} LIBRARY DESTINATION ${HAKMEM_INSTALL_LIBDIR})
+  endif()
+endfunction()

@@ -1,0 +1,239 @@
+/*
+ * Host internals shared by the files of host/ (never by boxes).
+ *
+ * The host is split the way its jobs are:
+ *   config_parse.c    INI text -> raw entries with file:line (inih)
+ *   config_resolve.c  raw entries -> a validated plan (boxes, links, routes)
+ *   plugin.c          finding and dlopen-ing hakbox_*.so, ABI checks
+ *   region_map.c      address -> (owner, tag), two-level radix table
+ *   services.c        the struct hak_host services boxes call
+ *   runtime.c         instances, dispatch tables, the malloc paths
+ *   thread.c          per-thread blocks, thread exit, the orphan block, fork
+ *   bootstrap.c       memory for the host's own start-up
+ *   stats.c           the exit report
+ *   malloc_api.c      the exported malloc family (libhakmem.so only)
+ */
+#ifndef HAKMEM_HOST_INTERNAL_H
+#define HAKMEM_HOST_INTERNAL_H
+
+#include <box_api/hakmem_box.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define HAK_MAX_INSTANCES 32  /* owner ids 1..32; 0 = no owner */
+#define HAK_MAX_ROUTES 32
+#define HAK_MAX_CHAIN 6       /* boxes tried for one route, terminal included */
+#define HAK_MAX_PARAMS 64
+#define HAK_MAX_LINKS 8
+#define HAK_MAX_ENTRIES 512
+#define HAK_NAME_MAX 64
+#define HAK_VALUE_MAX 256
+#define HAK_SMALL_MAX 1024    /* sizes served by the direct route table */
+#define HAK_CONFIG_MAX (256 * 1024)
+#define HAK_EXIT_CONFIG 78    /* EX_CONFIG from sysexits.h */
+
+/* One line of error text, "file:line: [section] key: what was expected". */
+struct hak_error {
+    char msg[768];
+};
+
+void hak_error_set(struct hak_error *err, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- raw config --------------------------------------------------------- */
+
+struct hak_cfg_entry {
+    char section[HAK_NAME_MAX];
+    char key[HAK_NAME_MAX];
+    char value[HAK_VALUE_MAX];
+    const char *source; /* file name, or "HAKMEM_SET" */
+    int line;
+};
+
+struct hak_cfg_raw {
+    char file[PATH_MAX];
+    int entry_count;
+    struct hak_cfg_entry entries[HAK_MAX_ENTRIES];
+};
+
+int hak_config_parse_text(struct hak_cfg_raw *raw, const char *text, size_t len,
+                          const char *file, struct hak_error *err);
+int hak_config_apply_overrides(struct hak_cfg_raw *raw, const char *set,
+                               struct hak_error *err);
+/* Read a whole file with open/read (no stdio: it would allocate). */
+int hak_read_file(const char *path, char *buf, size_t cap, size_t *len,
+                  struct hak_error *err);
+int hak_parse_size(const char *text, uint64_t *out);
+
+/* ---- resolved plan ------------------------------------------------------ */
+
+enum hak_stats_mode { HAK_STATS_OFF, HAK_STATS_TEXT, HAK_STATS_JSON };
+enum hak_on_error { HAK_ON_ERROR_EXIT, HAK_ON_ERROR_FALLBACK };
+
+struct hak_instance {
+    char name[HAK_NAME_MAX];
+    char plugin[HAK_NAME_MAX];
+    char path[PATH_MAX];
+    const struct hak_box_desc *desc;
+    void *inst;
+    uint16_t owner;       /* 1-based */
+    uint32_t tls_offset;
+    int line;             /* the [box.NAME] line */
+    struct hak_value values[HAK_MAX_PARAMS];
+    char value_text[HAK_MAX_PARAMS][HAK_VALUE_MAX];
+    uint64_t value_lists[HAK_MAX_PARAMS][HAK_PARAM_LIST_MAX];
+    int value_line[HAK_MAX_PARAMS]; /* 0 = default */
+    int link_target[HAK_MAX_LINKS]; /* instance index, -1 = unset */
+    struct hak_link links[HAK_MAX_LINKS];
+    int free_entry;       /* instance whose free() takes this owner's frees */
+    int front_above;      /* front box whose `below` is this one, -1 none */
+    _Atomic uint64_t bytes_mapped;
+    _Atomic uint64_t peak_mapped;
+    struct hak_stats retired; /* counters of exited threads (thread lock) */
+};
+
+struct hak_route {
+    uint64_t lo, hi;      /* inclusive; hi = UINT64_MAX for max */
+    int chain[HAK_MAX_CHAIN];
+    int chain_len;
+    int line;
+};
+
+struct hak_plan {
+    char config_name[PATH_MAX]; /* file, or "(embedded default)" */
+    char config_dir[PATH_MAX];
+    enum hak_stats_mode stats;
+    char stats_file[PATH_MAX];
+    enum hak_on_error on_config_error;
+    int bad_free_abort;
+    int hardened;
+    char box_dir[PATH_MAX];
+    int terminal;             /* instance index */
+    int instance_count;
+    struct hak_instance instances[HAK_MAX_INSTANCES];
+    int route_count;
+    struct hak_route routes[HAK_MAX_ROUTES];
+    int order[HAK_MAX_INSTANCES]; /* chain order: fronts, tiers, pages, observers */
+    uint32_t tls_size;        /* bytes of one thread block */
+};
+
+/* Parse the raw config's [host] on_config_error early, so a later error
+ * knows whether to fall back. */
+enum hak_on_error hak_config_error_policy(const struct hak_cfg_raw *raw);
+/* Validate and resolve; loads every plugin's descriptor (no instance made).
+ * lib_dir: the folder of libhakmem.so (last place plugins are looked for). */
+int hak_plan_resolve(struct hak_plan *plan, const struct hak_cfg_raw *raw,
+                     const char *lib_dir, struct hak_error *err);
+/* Everything needed for a plan: text -> raw -> overrides -> plan. */
+int hak_plan_load(struct hak_plan *plan, struct hak_cfg_raw *raw, const char *text,
+                  size_t len, const char *file, const char *overrides,
+                  const char *lib_dir, struct hak_error *err);
+int hak_instance_find(const struct hak_plan *plan, const char *name);
+const char *hak_role_names(uint32_t roles, char *buf, size_t len);
+
+/* ---- plugins -------------------------------------------------------------- */
+
+/* Find and load hakbox_<plugin>.so (or a path), check its ABI. */
+const struct hak_box_desc *hak_plugin_load(const char *plugin, const char *config_dir,
+                                           const char *box_dir, const char *lib_dir,
+                                           char *path_out, size_t path_len,
+                                           struct hak_error *err, const char *file,
+                                           int line);
+/* The folder holding the given address's shared object (dladdr). */
+int hak_object_dir(const void *addr, char *out, size_t len);
+
+/* ---- region map ------------------------------------------------------- */
+
+#define HAK_REGION_TOP_BITS 16  /* addresses below 2^48 */
+#define HAK_REGION_LEAF_BITS 16 /* 4 GB per leaf at 64 KB granules */
+
+extern uint32_t *_Atomic hak_region_top[1u << HAK_REGION_TOP_BITS];
+
+static inline uint32_t hak_region_lookup(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (HAK_UNLIKELY(a >> 48))
+        return 0;
+    uint32_t *leaf = atomic_load_explicit(&hak_region_top[a >> 32], memory_order_relaxed);
+    if (HAK_UNLIKELY(!leaf))
+        return 0;
+    return leaf[(a >> HAK_GRANULE_SHIFT) & ((1u << HAK_REGION_LEAF_BITS) - 1)];
+}
+
+/* Set (owner, tag) for every granule of [p, p + bytes); returns the bytes
+ * each previous owner lost through `lost` (indexed by owner), may be NULL. */
+int hak_region_set(const void *p, size_t bytes, uint32_t entry, uint64_t *lost);
+void hak_region_fork_prepare(void);
+void hak_region_fork_parent(void);
+void hak_region_fork_child(void);
+
+/* ---- services and runtime ----------------------------------------------- */
+
+extern struct hak_plan *hak_plan_active;
+extern _Atomic int hak_runtime_state; /* 0 not started, 1 ready, 2 on glibc */
+extern const struct hak_host hak_host_services;
+extern int hak_observer_count;
+
+void *hak_os_map(size_t bytes, size_t align);
+void hak_os_unmap(void *p, size_t bytes);
+void *hak_meta_alloc(size_t bytes);
+void hak_log_write(const char *text, size_t len);
+void hak_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void hak_services_fork_prepare(void);
+void hak_services_fork_parent(void);
+void hak_services_fork_child(void);
+void hak_services_resolve_libc(void);
+
+/* Create the instances of a resolved plan and build the dispatch tables. */
+int hak_runtime_start(struct hak_plan *plan, struct hak_error *err);
+
+/* The dispatch: what malloc_api.c and the test harness call. */
+void *hak_malloc(size_t size);
+void hak_free(void *p);
+void *hak_calloc(size_t n, size_t size);
+void *hak_realloc(void *p, size_t size);
+void *hak_memalign(size_t align, size_t size); /* align a power of two */
+size_t hak_usable_size(const void *p);
+int hak_trim(void);
+
+/* ---- threads ------------------------------------------------------------ */
+
+extern __thread char *hak_tls_block __attribute__((tls_model("initial-exec")));
+
+int hak_threads_start(const struct hak_plan *plan);
+/* The calling thread's block, made if missing; for exited threads the shared
+ * orphan block, locked: the caller must call hak_thread_release(block). */
+char *hak_thread_acquire(void);
+void hak_thread_release(char *block);
+void hak_thread_exit_now(void);
+void hak_stats_collect(const struct hak_plan *plan, int index, struct hak_stats *out);
+void hak_threads_fork_prepare(void);
+void hak_threads_fork_parent(void);
+void hak_threads_fork_child(void);
+
+/* ---- bootstrap ------------------------------------------------------------ */
+
+void *hak_bootstrap_alloc(size_t size, size_t align);
+int hak_bootstrap_owns(const void *p);
+size_t hak_bootstrap_usable(const void *p);
+
+/* ---- stats ---------------------------------------------------------------- */
+
+void hak_stats_report(const struct hak_plan *plan, const char *command_line);
+int hak_stats_format_text(const struct hak_plan *plan, char *buf, size_t cap);
+void hak_observers_report(const struct hak_plan *plan, const char *command_line);
+
+/* ---- libc's allocator ------------------------------------------------------ */
+
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+size_t hak_libc_usable_size(void *p);
+int hak_libc_trim(size_t pad);
+
+#endif

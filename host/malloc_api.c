@@ -1,0 +1,214 @@
+/*
+ * The exported malloc family of libhakmem.so, with glibc's semantics, and
+ * the host's start-up. Everything here forwards to runtime.c; only the
+ * argument checks that the C library specifies live here.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+extern const char hak_default_config[];
+extern const size_t hak_default_config_len;
+
+static __thread int tls_starting __attribute__((tls_model("initial-exec")));
+static _Atomic int start_claimed;
+static struct hak_cfg_raw start_raw;
+static struct hak_plan start_plan;
+static char start_text[HAK_CONFIG_MAX];
+
+static void start_failed(const struct hak_error *err)
+{
+    hak_logf("hakmem: %s\n", err->msg);
+    if (hak_config_error_policy(&start_raw) == HAK_ON_ERROR_FALLBACK) {
+        hak_logf("hakmem: warning: host.on_config_error = fallback: this program runs on the "
+                 "system allocator (glibc), not on hakmem\n");
+        atomic_store(&hak_runtime_state, 2);
+        return;
+    }
+    _exit(HAK_EXIT_CONFIG);
+}
+
+/* Start the runtime once. A call made while this thread is starting (dlopen
+ * allocating, say) returns at once and is served from the bootstrap arena;
+ * another thread waits until the start is over. */
+int hak_lazy_start(void)
+{
+    if (tls_starting)
+        return 0;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&start_claimed, &expected, 1)) {
+        while (atomic_load(&hak_runtime_state) == 0)
+            sched_yield();
+        return 0;
+    }
+    tls_starting = 1;
+    struct hak_error err = { "" };
+    const char *path = secure_getenv("HAKMEM_CONFIG");
+    const char *text = hak_default_config;
+    size_t len = hak_default_config_len;
+    const char *name = "(embedded default)";
+    if (path && *path) {
+        if (hak_read_file(path, start_text, sizeof start_text, &len, &err)) {
+            tls_starting = 0;
+            start_failed(&err);
+            return 0;
+        }
+        text = start_text;
+        name = path;
+    }
+    char lib_dir[PATH_MAX] = "";
+    hak_object_dir((const void *)hak_lazy_start, lib_dir, sizeof lib_dir);
+    if (hak_plan_load(&start_plan, &start_raw, text, len, name, secure_getenv("HAKMEM_SET"),
+                      lib_dir, &err) ||
+        hak_runtime_start(&start_plan, &err)) {
+        tls_starting = 0;
+        start_failed(&err);
+        return 0;
+    }
+    tls_starting = 0;
+    return 0;
+}
+
+/* Start before main even if the program never allocates, so that a config
+ * error stops it before it runs on the wrong allocator. */
+__attribute__((constructor)) static void hak_at_load(void)
+{
+    if (atomic_load(&hak_runtime_state) == 0)
+        hak_lazy_start();
+}
+
+__attribute__((destructor)) static void hak_at_exit(void)
+{
+    if (atomic_load(&hak_runtime_state) != 1)
+        return;
+    char cmd[1024] = "";
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, cmd, sizeof cmd - 1);
+        close(fd);
+        for (ssize_t i = 0; i < n - 1; i++)
+            if (cmd[i] == '\0')
+                cmd[i] = ' ';
+        cmd[n > 0 ? n : 0] = '\0';
+    }
+    hak_observers_report(hak_plan_active, cmd);
+    hak_stats_report(hak_plan_active, cmd);
+}
+
+/* ---- the API ---------------------------------------------------------- */
+
+EXPORT void *malloc(size_t size) { return hak_malloc(size); }
+EXPORT void free(void *p) { hak_free(p); }
+EXPORT void *calloc(size_t n, size_t size) { return hak_calloc(n, size); }
+EXPORT void *realloc(void *p, size_t size) { return hak_realloc(p, size); }
+EXPORT size_t malloc_usable_size(void *p) { return hak_usable_size(p); }
+
+EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hak_realloc(p, total);
+}
+
+/* glibc rounds a non-power-of-two alignment up rather than failing. */
+static void *memalign_rounded(size_t align, size_t size)
+{
+    if (align > ((size_t)1 << 62)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align & (align - 1))
+        align = (size_t)1 << (64 - __builtin_clzll((unsigned long long)align));
+    return hak_memalign(align, size);
+}
+
+EXPORT void *memalign(size_t align, size_t size) { return memalign_rounded(align, size); }
+EXPORT void *aligned_alloc(size_t align, size_t size) { return memalign_rounded(align, size); }
+
+EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+    if (align < sizeof(void *) || (align & (align - 1)))
+        return EINVAL;
+    int saved = errno;
+    void *p = hak_memalign(align, size);
+    errno = saved;
+    if (!p)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+EXPORT void *valloc(size_t size) { return hak_memalign(4096, size); }
+
+EXPORT void *pvalloc(size_t size)
+{
+    size_t rounded = (size + 4095) & ~(size_t)4095;
+    if (rounded < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hak_memalign(4096, rounded ? rounded : 4096);
+}
+
+EXPORT int malloc_trim(size_t pad)
+{
+    (void)pad;
+    return hak_trim();
+}
+
+static void totals(size_t *mapped, size_t *in_use)
+{
+    *mapped = *in_use = 0;
+    const struct hak_plan *plan = hak_plan_active;
+    if (!plan || atomic_load(&hak_runtime_state) != 1)
+        return;
+    for (int i = 0; i < plan->instance_count; i++) {
+        struct hak_stats s;
+        hak_stats_collect(plan, i, &s);
+        *mapped += atomic_load(&plan->instances[i].bytes_mapped);
+        if (s.bytes_allocated > s.bytes_freed)
+            *in_use += s.bytes_allocated - s.bytes_freed;
+    }
+}
+
+EXPORT struct mallinfo2 mallinfo2(void)
+{
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    size_t mapped, in_use;
+    totals(&mapped, &in_use);
+    mi.arena = mapped;
+    mi.uordblks = in_use;
+    mi.fordblks = mapped > in_use ? mapped - in_use : 0;
+    return mi;
+}
+
+EXPORT struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = (int)(m2.arena > INT32_MAX ? INT32_MAX : m2.arena);
+    mi.uordblks = (int)(m2.uordblks > INT32_MAX ? INT32_MAX : m2.uordblks);
+    mi.fordblks = (int)(m2.fordblks > INT32_MAX ? INT32_MAX : m2.fordblks);
+    return mi;
+}
+
+/* No glibc tunable applies to hakmem's boxes: accept and ignore. */
+EXPORT int mallopt(int param, int value)
+{
+    (void)param;
+    (void)value;
+    return 1;
+}

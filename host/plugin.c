@@ -1,0 +1,174 @@
+/*
+ * Finding and loading box plugins.
+ *
+ * `plugin = NAME` means the file hakbox_NAME.so, looked for in order in:
+ * the config's box_dir (relative to the config file), HAKMEM_BOX_PATH
+ * (colon-separated), and the folder of libhakmem.so. A plugin value with a
+ * '/' is a path (relative to the config file). In setuid/setgid programs
+ * only the install folder is used: box_dir and the environment could make a
+ * privileged program load an attacker's code (secure_getenv returns NULL
+ * there, and box_dir is ignored).
+ */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+static int is_privileged(void)
+{
+    return getauxval(AT_SECURE) != 0;
+}
+
+int hak_object_dir(const void *addr, char *out, size_t len)
+{
+    Dl_info info;
+    if (!dladdr(addr, &info) || !info.dli_fname)
+        return -1;
+    const char *slash = strrchr(info.dli_fname, '/');
+    if (!slash) {
+        snprintf(out, len, ".");
+        return 0;
+    }
+    size_t n = (size_t)(slash - info.dli_fname);
+    if (n + 1 > len)
+        return -1;
+    memcpy(out, info.dli_fname, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static int file_exists(const char *path)
+{
+    return access(path, R_OK) == 0;
+}
+
+/* dir + '/' + name into out; relative dirs are taken from base_dir. */
+static int join_path(char *out, size_t len, const char *base_dir, const char *dir, const char *name)
+{
+    int n;
+    if (dir[0] == '/' || !base_dir || !base_dir[0])
+        n = snprintf(out, len, "%s/%s", dir, name);
+    else
+        n = snprintf(out, len, "%s/%s/%s", base_dir, dir, name);
+    return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+static int find_plugin(const char *plugin, const char *config_dir, const char *box_dir,
+                       const char *lib_dir, char *path, size_t path_len, char *tried, size_t tried_len)
+{
+    char file[HAK_NAME_MAX + 16];
+    int privileged = is_privileged();
+    tried[0] = '\0';
+    if (strchr(plugin, '/')) {
+        if (privileged)
+            return -1;
+        if (plugin[0] == '/' || !config_dir || !config_dir[0])
+            snprintf(path, path_len, "%s", plugin);
+        else if (join_path(path, path_len, config_dir, ".", plugin))
+            return -1;
+        snprintf(tried, tried_len, "%s", path);
+        return file_exists(path) ? 0 : -1;
+    }
+    snprintf(file, sizeof file, "hakbox_%s.so", plugin);
+    size_t used = 0;
+#define TRY(dirbase, dir)                                                          \
+    do {                                                                           \
+        if (join_path(path, path_len, dirbase, dir, file) == 0) {                  \
+            if (file_exists(path))                                                 \
+                return 0;                                                          \
+            int w = snprintf(tried + used, tried_len - used, "%s%s",               \
+                             used ? ", " : "", path);                              \
+            if (w > 0 && (size_t)w < tried_len - used)                             \
+                used += (size_t)w;                                                 \
+        }                                                                          \
+    } while (0)
+    if (!privileged && box_dir && box_dir[0])
+        TRY(config_dir, box_dir);
+    const char *env = privileged ? NULL : secure_getenv("HAKMEM_BOX_PATH");
+    if (env) {
+        const char *p = env;
+        while (*p) {
+            const char *colon = strchr(p, ':');
+            size_t n = colon ? (size_t)(colon - p) : strlen(p);
+            char dir[PATH_MAX];
+            if (n > 0 && n < sizeof dir) {
+                memcpy(dir, p, n);
+                dir[n] = '\0';
+                TRY(NULL, dir);
+            }
+            p = colon ? colon + 1 : p + n;
+        }
+    }
+    if (lib_dir && lib_dir[0])
+        TRY(NULL, lib_dir);
+#undef TRY
+    return -1;
+}
+
+const struct hak_box_desc *hak_plugin_load(const char *plugin, const char *config_dir,
+                                           const char *box_dir, const char *lib_dir,
+                                           char *path_out, size_t path_len,
+                                           struct hak_error *err, const char *file, int line)
+{
+    char tried[2048];
+    if (find_plugin(plugin, config_dir, box_dir, lib_dir, path_out, path_len, tried, sizeof tried)) {
+        hak_error_set(err, file, line, "plugin '%s': no file hakbox_%s.so found (looked in: %s)",
+                      plugin, plugin, tried[0] ? tried : "nowhere: set box_dir or HAKMEM_BOX_PATH");
+        return NULL;
+    }
+    void *handle = dlopen(path_out, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        const char *why = dlerror();
+        hak_error_set(err, file, line, "plugin '%s': cannot load %s: %s", plugin, path_out,
+                      why ? why : "unknown error");
+        return NULL;
+    }
+    hak_box_describe_fn describe = (hak_box_describe_fn)dlsym(handle, HAK_BOX_DESCRIBE_SYMBOL);
+    if (!describe) {
+        hak_error_set(err, file, line, "plugin '%s': %s exports no %s() (not a hakmem box)",
+                      plugin, path_out, HAK_BOX_DESCRIBE_SYMBOL);
+        return NULL;
+    }
+    const struct hak_box_desc *desc = describe();
+    if (!desc) {
+        hak_error_set(err, file, line, "plugin '%s': %s returned no descriptor", plugin, path_out);
+        return NULL;
+    }
+    if (desc->abi_version != HAK_BOX_ABI_VERSION) {
+        hak_error_set(err, file, line,
+                      "plugin '%s': %s is built for box ABI version %u, this host speaks version %u",
+                      plugin, path_out, desc->abi_version, HAK_BOX_ABI_VERSION);
+        return NULL;
+    }
+    if (desc->struct_size < sizeof(struct hak_box_desc)) {
+        hak_error_set(err, file, line,
+                      "plugin '%s': %s has a descriptor of %u bytes, expected %zu (ABI mismatch)",
+                      plugin, path_out, desc->struct_size, sizeof(struct hak_box_desc));
+        return NULL;
+    }
+    if (!desc->name || !desc->roles || desc->param_count > HAK_MAX_PARAMS ||
+        desc->link_count > HAK_MAX_LINKS || desc->tls_size < sizeof(struct hak_tls_head)) {
+        hak_error_set(err, file, line,
+                      "plugin '%s': %s has an invalid descriptor (name, roles, %u params, %u links, "
+                      "tls_size %u must hold struct hak_tls_head)",
+                      plugin, path_out, desc->param_count, desc->link_count, desc->tls_size);
+        return NULL;
+    }
+    if (!desc->ops.create) {
+        hak_error_set(err, file, line, "plugin '%s': %s has no create()", plugin, path_out);
+        return NULL;
+    }
+    if ((desc->roles & HAK_ROLE_ALLOC) && (!desc->ops.alloc || !desc->ops.free || !desc->ops.usable_size)) {
+        hak_error_set(err, file, line, "plugin '%s': alloc role needs alloc, free and usable_size", plugin);
+        return NULL;
+    }
+    if ((desc->roles & HAK_ROLE_PAGES) && (!desc->ops.pages_alloc || !desc->ops.pages_free)) {
+        hak_error_set(err, file, line, "plugin '%s': pages role needs pages_alloc and pages_free", plugin);
+        return NULL;
+    }
+    return desc;
+}

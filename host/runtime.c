@@ -1,0 +1,420 @@
+/*
+ * The runtime: instances of a resolved plan, the dispatch tables, and the
+ * malloc paths built on them.
+ *
+ * Fast paths (hak_malloc for sizes up to 1 KB, hak_free for every pointer)
+ * are one TLS load, one table load and one indirect call into the box. The
+ * direct route table has one slot per 16 bytes; a slot whose 16-byte span is
+ * split between two routes calls route_split, which sends the request down
+ * the general path. Frees go through owners[]: slot 0 is "no box owns it"
+ * (glibc's or start-up memory), slots of page boxes report a bad free.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct route_slot {
+    void *(*alloc)(void *tls, size_t size);
+    uint32_t tls_offset;
+};
+
+struct owner_slot {
+    void (*free)(void *tls, void *p, uint16_t tag);
+    uint32_t free_tls;
+    uint32_t own_tls;
+    int instance; /* -1 for slot 0 */
+};
+
+static void free_foreign(void *tls, void *p, uint16_t tag);
+
+static struct route_slot small_routes[HAK_SMALL_MAX / 16 + 1];
+/* Slot 0 is usable before start: frees of start-up and glibc memory. */
+static struct owner_slot owners[HAK_MAX_INSTANCES + 1] = {
+    [0] = { .free = free_foreign, .instance = -1 },
+};
+
+/* 0 not started, 1 ready, 2 running on glibc (config error with fallback). */
+_Atomic int hak_runtime_state;
+
+/* Defined by malloc_api.c in libhakmem.so: starts the runtime on first use.
+ * Absent in the test harness, which starts it explicitly. */
+__attribute__((weak)) int hak_lazy_start(void);
+
+static void *route_split(void *tls, size_t size)
+{
+    (void)tls;
+    (void)size;
+    return NULL;
+}
+
+static void free_foreign(void *tls, void *p, uint16_t tag)
+{
+    (void)tls;
+    (void)tag;
+    if (!p || hak_bootstrap_owns(p))
+        return;
+    __libc_free(p);
+}
+
+static void free_not_alloc(void *tls, void *p, uint16_t tag)
+{
+    (void)tls;
+    (void)tag;
+    const struct hak_plan *plan = hak_plan_active;
+    uint32_t owner = hak_region_lookup(p) >> 16;
+    const char *box = owner && owner <= (uint32_t)plan->instance_count ? plan->instances[owner - 1].name : "host";
+    hak_host_services.bad_free(box, "free(): invalid pointer (memory of a page box, never handed out)", p);
+}
+
+static const struct hak_route *route_for(const struct hak_plan *plan, size_t size)
+{
+    for (int i = 0; i < plan->route_count; i++)
+        if (size <= plan->routes[i].hi)
+            return &plan->routes[i];
+    return &plan->routes[plan->route_count - 1];
+}
+
+static void build_tables(const struct hak_plan *plan)
+{
+    for (size_t i = 0; i <= HAK_SMALL_MAX / 16; i++) {
+        size_t lo = i == 0 ? 1 : i * 16 - 15, hi = i == 0 ? 1 : i * 16;
+        const struct hak_route *a = route_for(plan, lo), *b = route_for(plan, hi);
+        if (a != b) {
+            small_routes[i].alloc = route_split;
+            small_routes[i].tls_offset = 0;
+            continue;
+        }
+        const struct hak_instance *in = &plan->instances[a->chain[0]];
+        small_routes[i].alloc = in->desc->ops.alloc;
+        small_routes[i].tls_offset = in->tls_offset;
+    }
+    owners[0] = (struct owner_slot){ .free = free_foreign, .instance = -1 };
+    for (int i = 0; i < plan->instance_count; i++) {
+        const struct hak_instance *in = &plan->instances[i];
+        struct owner_slot *o = &owners[in->owner];
+        o->instance = i;
+        o->own_tls = in->tls_offset;
+        if (in->desc->roles & HAK_ROLE_ALLOC) {
+            const struct hak_instance *entry = &plan->instances[in->free_entry];
+            o->free = entry->desc->ops.free;
+            o->free_tls = entry->tls_offset;
+        } else {
+            o->free = free_not_alloc;
+            o->free_tls = 0;
+        }
+    }
+    for (int i = plan->instance_count + 1; i <= HAK_MAX_INSTANCES; i++)
+        owners[i] = (struct owner_slot){ .free = free_not_alloc, .instance = -1 };
+}
+
+/* ---- fork ------------------------------------------------------------- */
+
+static void fork_prepare(void)
+{
+    const struct hak_plan *plan = hak_plan_active;
+    for (int k = 0; k < plan->instance_count; k++) {
+        const struct hak_instance *in = &plan->instances[plan->order[k]];
+        if (in->desc->ops.fork_prepare)
+            in->desc->ops.fork_prepare(in->inst);
+    }
+    hak_threads_fork_prepare();
+    hak_services_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+    const struct hak_plan *plan = hak_plan_active;
+    hak_services_fork_parent();
+    hak_threads_fork_parent();
+    for (int k = plan->instance_count - 1; k >= 0; k--) {
+        const struct hak_instance *in = &plan->instances[plan->order[k]];
+        if (in->desc->ops.fork_parent)
+            in->desc->ops.fork_parent(in->inst);
+    }
+}
+
+static void fork_child(void)
+{
+    const struct hak_plan *plan = hak_plan_active;
+    hak_services_fork_child();
+    hak_threads_fork_child();
+    for (int k = plan->instance_count - 1; k >= 0; k--) {
+        const struct hak_instance *in = &plan->instances[plan->order[k]];
+        if (in->desc->ops.fork_child)
+            in->desc->ops.fork_child(in->inst);
+    }
+}
+
+/* ---- start ------------------------------------------------------------ */
+
+int hak_runtime_start(struct hak_plan *plan, struct hak_error *err)
+{
+    hak_services_resolve_libc();
+    hak_plan_active = plan;
+    /* Create lower boxes first: a box's links must point at live instances. */
+    for (int k = plan->instance_count - 1; k >= 0; k--) {
+        struct hak_instance *in = &plan->instances[plan->order[k]];
+        for (uint32_t l = 0; l < in->desc->link_count; l++)
+            if (in->link_target[l] >= 0)
+                in->links[l].inst = plan->instances[in->link_target[l]].inst;
+        struct hak_box_config cfg = {
+            .instance_name = in->name,
+            .owner = in->owner,
+            .values = in->values,
+            .links = in->links,
+            .tls_offset = in->tls_offset,
+            .hardened = plan->hardened,
+        };
+        char why[512] = "";
+        in->inst = in->desc->ops.create(&hak_host_services, &cfg, why, sizeof why);
+        if (!in->inst) {
+            hak_error_set(err, plan->config_name, in->line, "[box.%s]: plugin %s refused to start: %s",
+                          in->name, in->plugin, why[0] ? why : "no reason given");
+            hak_plan_active = NULL;
+            return -1;
+        }
+        if (in->desc->roles & HAK_ROLE_OBSERVER)
+            hak_observer_count++;
+    }
+    build_tables(plan);
+    if (hak_threads_start(plan)) {
+        hak_error_set(err, plan->config_name, 0, "cannot set up per-thread state");
+        return -1;
+    }
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    atomic_store(&hak_runtime_state, 1);
+    return 0;
+}
+
+/* ---- general paths -------------------------------------------------------- */
+
+/* Not started: start (libhakmem.so), or serve from the bootstrap arena while
+ * the host itself is starting. Returns 1 when the runtime is ready. */
+static int ensure_ready(void)
+{
+    int state = atomic_load(&hak_runtime_state);
+    if (state == 0 && hak_lazy_start)
+        hak_lazy_start();
+    return atomic_load(&hak_runtime_state) == 1;
+}
+
+static void *alloc_chain(const struct hak_plan *plan, const struct hak_route *r, char *block, size_t size)
+{
+    for (int i = 0; i < r->chain_len; i++) {
+        const struct hak_instance *in = &plan->instances[r->chain[i]];
+        void *p = in->desc->ops.alloc(block + in->tls_offset, size);
+        if (p)
+            return p;
+    }
+    return NULL;
+}
+
+static __attribute__((noinline)) void *malloc_general(size_t size)
+{
+    if (size > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (!ensure_ready()) {
+        void *p = atomic_load(&hak_runtime_state) == 2 ? __libc_malloc(size) : hak_bootstrap_alloc(size, 16);
+        if (!p)
+            errno = ENOMEM;
+        return p;
+    }
+    const struct hak_plan *plan = hak_plan_active;
+    if (size == 0)
+        size = 1;
+    char *block = hak_thread_acquire();
+    void *p = alloc_chain(plan, route_for(plan, size), block, size);
+    hak_thread_release(block);
+    if (!p)
+        errno = ENOMEM;
+    return p;
+}
+
+void *hak_malloc(size_t size)
+{
+    char *block = hak_tls_block;
+    if (HAK_LIKELY(block != NULL && size <= HAK_SMALL_MAX)) {
+        const struct route_slot *slot = &small_routes[(size + 15) >> 4];
+        void *p = slot->alloc(block + slot->tls_offset, size);
+        if (HAK_LIKELY(p != NULL))
+            return p;
+    }
+    return malloc_general(size);
+}
+
+static __attribute__((noinline)) void free_general(void *p, uint32_t entry)
+{
+    if (!p)
+        return;
+    const struct owner_slot *o = &owners[entry >> 16];
+    if (o->instance < 0) {
+        o->free(NULL, p, (uint16_t)entry);
+        return;
+    }
+    char *block = hak_thread_acquire();
+    o->free(block + o->free_tls, p, (uint16_t)entry);
+    hak_thread_release(block);
+}
+
+void hak_free(void *p)
+{
+    char *block = hak_tls_block;
+    uint32_t entry = hak_region_lookup(p);
+    if (HAK_LIKELY(block != NULL)) {
+        const struct owner_slot *o = &owners[entry >> 16];
+        o->free(block + o->free_tls, p, (uint16_t)entry);
+        return;
+    }
+    free_general(p, entry);
+}
+
+void *hak_calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = hak_malloc(total);
+    /* Bootstrap memory is never reused, so it is still zero. */
+    if (p && !hak_bootstrap_owns(p))
+        memset(p, 0, total);
+    return p;
+}
+
+size_t hak_usable_size(const void *p)
+{
+    if (!p)
+        return 0;
+    uint32_t entry = hak_region_lookup(p);
+    const struct owner_slot *o = &owners[entry >> 16];
+    if (entry == 0 || o->instance < 0) {
+        if (hak_bootstrap_owns(p))
+            return hak_bootstrap_usable(p);
+        return entry == 0 ? hak_libc_usable_size((void *)p) : 0;
+    }
+    const struct hak_instance *in = &hak_plan_active->instances[o->instance];
+    if (!(in->desc->roles & HAK_ROLE_ALLOC))
+        return 0;
+    char *block = hak_thread_acquire();
+    size_t n = in->desc->ops.usable_size(block + o->own_tls, p, (uint16_t)entry);
+    hak_thread_release(block);
+    return n;
+}
+
+void *hak_realloc(void *p, size_t size)
+{
+    if (!p)
+        return hak_malloc(size);
+    if (size == 0) { /* glibc: free and return NULL */
+        hak_free(p);
+        return NULL;
+    }
+    if (size > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint32_t entry = hak_region_lookup(p);
+    const struct owner_slot *o = &owners[entry >> 16];
+    if (entry == 0) {
+        if (!hak_bootstrap_owns(p))
+            return __libc_realloc(p, size); /* glibc's memory stays glibc's */
+        size_t old = hak_bootstrap_usable(p);
+        void *q = hak_malloc(size);
+        if (q)
+            memcpy(q, p, old < size ? old : size);
+        return q;
+    }
+    const struct hak_instance *in = o->instance >= 0 ? &hak_plan_active->instances[o->instance] : NULL;
+    if (!in || !(in->desc->roles & HAK_ROLE_ALLOC)) {
+        hak_host_services.bad_free(in ? in->name : "host", "realloc(): invalid pointer", p);
+        errno = EINVAL;
+        return NULL;
+    }
+    char *block = hak_thread_acquire();
+    void *tls = block + o->own_tls;
+    if (in->desc->ops.realloc) {
+        void *q = in->desc->ops.realloc(tls, p, (uint16_t)entry, size);
+        if (q) {
+            hak_thread_release(block);
+            return q;
+        }
+    }
+    size_t usable = in->desc->ops.usable_size(tls, p, (uint16_t)entry);
+    hak_thread_release(block);
+    /* Keep the block when it fits and is not more than twice too big. */
+    if (size <= usable && size >= usable / 2)
+        return p;
+    void *q = hak_malloc(size);
+    if (!q)
+        return NULL;
+    memcpy(q, p, usable < size ? usable : size);
+    hak_free(p);
+    return q;
+}
+
+void *hak_memalign(size_t align, size_t size)
+{
+    if (align <= HAK_MIN_ALIGN)
+        return hak_malloc(size);
+    if (size > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (!ensure_ready()) {
+        void *p = atomic_load(&hak_runtime_state) == 2 ? __libc_memalign(align, size)
+                                                      : hak_bootstrap_alloc(size, align);
+        if (!p)
+            errno = ENOMEM;
+        return p;
+    }
+    const struct hak_plan *plan = hak_plan_active;
+    if (size == 0)
+        size = 1;
+    const struct hak_route *r = route_for(plan, size);
+    char *block = hak_thread_acquire();
+    void *p = NULL;
+    for (int i = 0; i < r->chain_len && !p; i++) {
+        const struct hak_instance *in = &plan->instances[r->chain[i]];
+        void *tls = block + in->tls_offset;
+        if (in->desc->ops.alloc_aligned) {
+            p = in->desc->ops.alloc_aligned(tls, size, align);
+        } else if (align <= 4096 && size <= (size_t)1 << 20) {
+            /* Boxes with power-of-two classes align blocks naturally: ask
+             * for a multiple of the alignment and keep it if it lands. */
+            size_t padded = (size + align - 1) & ~(align - 1);
+            p = in->desc->ops.alloc(tls, padded);
+            if (p && ((uintptr_t)p & (align - 1))) {
+                uint32_t entry = hak_region_lookup(p);
+                const struct owner_slot *o = &owners[entry >> 16];
+                o->free(block + o->free_tls, p, (uint16_t)entry);
+                p = NULL;
+            }
+        }
+    }
+    hak_thread_release(block);
+    if (!p)
+        errno = ENOMEM;
+    return p;
+}
+
+int hak_trim(void)
+{
+    int released = 0;
+    const struct hak_plan *plan = hak_plan_active;
+    if (plan && atomic_load(&hak_runtime_state) == 1) {
+        char *block = hak_thread_acquire();
+        for (int k = 0; k < plan->instance_count; k++) {
+            const struct hak_instance *in = &plan->instances[plan->order[k]];
+            if (in->desc->ops.trim && in->desc->ops.trim(in->inst, block + in->tls_offset))
+                released = 1;
+        }
+        hak_thread_release(block);
+    }
+    return hak_libc_trim(0) || released;
+}

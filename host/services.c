@@ -1,0 +1,344 @@
+/*
+ * The services every box gets (struct hak_host): memory from the OS recorded
+ * in the region map, metadata, logging, misuse reports, events.
+ * All of this is slow-path code: boxes call it on refills, never per block.
+ */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+struct hak_plan *hak_plan_active;
+int hak_observer_count;
+
+/* ---- OS memory ---------------------------------------------------------- */
+
+/* mmap `bytes` aligned to `align` (a power of two >= page size) by mapping
+ * more and trimming both ends. */
+void *hak_os_map(size_t bytes, size_t align)
+{
+    if (align < HAK_GRANULE)
+        align = HAK_GRANULE;
+    size_t span = bytes + align - (size_t)sysconf(_SC_PAGESIZE);
+    if (span < bytes)
+        return NULL;
+    char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                     -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    char *p = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+    if (p > raw)
+        munmap(raw, (size_t)(p - raw));
+    size_t tail = (size_t)(raw + span - (p + bytes));
+    if (tail)
+        munmap(p + bytes, tail);
+    return p;
+}
+
+void hak_os_unmap(void *p, size_t bytes)
+{
+    munmap(p, bytes);
+}
+
+static void account(uint16_t owner, int64_t delta)
+{
+    struct hak_plan *plan = hak_plan_active;
+    if (!plan || owner == 0 || owner > plan->instance_count)
+        return;
+    struct hak_instance *in = &plan->instances[owner - 1];
+    uint64_t now = atomic_fetch_add(&in->bytes_mapped, (uint64_t)delta) + (uint64_t)delta;
+    uint64_t peak = atomic_load(&in->peak_mapped);
+    while (now > peak && !atomic_compare_exchange_weak(&in->peak_mapped, &peak, now))
+        ;
+}
+
+static void account_lost(const uint64_t *lost)
+{
+    for (int i = 1; i <= HAK_MAX_INSTANCES; i++)
+        if (lost[i])
+            account((uint16_t)i, -(int64_t)lost[i]);
+}
+
+static void emit(uint16_t type, uint16_t owner, const void *addr, uint64_t bytes)
+{
+    if (!hak_observer_count)
+        return;
+    struct hak_event ev = { .type = type, .bucket = HAK_BUCKET_OTHER, .owner = owner,
+                            .addr = addr, .bytes = bytes, .count = 1 };
+    hak_host_services.event(&ev);
+}
+
+static void *svc_map(uint16_t owner, size_t bytes, size_t align, uint16_t tag)
+{
+    if (align & (align - 1))
+        return NULL;
+    size_t size = (bytes + HAK_GRANULE - 1) & ~(HAK_GRANULE - 1);
+    if (size < bytes || size == 0)
+        return NULL;
+    void *p = hak_os_map(size, align);
+    if (!p)
+        return NULL;
+    if (hak_region_set(p, size, ((uint32_t)owner << 16) | tag, NULL)) {
+        hak_os_unmap(p, size);
+        return NULL;
+    }
+    account(owner, (int64_t)size);
+    emit(HAK_EV_MAP, owner, p, size);
+    return p;
+}
+
+static void svc_unmap(void *p, size_t bytes)
+{
+    size_t size = (bytes + HAK_GRANULE - 1) & ~(HAK_GRANULE - 1);
+    uint64_t lost[HAK_MAX_INSTANCES + 1] = { 0 };
+    uint16_t owner = (uint16_t)(hak_region_lookup(p) >> 16);
+    hak_region_set(p, size, 0, lost);
+    account_lost(lost);
+    hak_os_unmap(p, size);
+    emit(HAK_EV_UNMAP, owner, p, size);
+}
+
+static void svc_assign(void *p, size_t bytes, uint16_t owner, uint16_t tag)
+{
+    size_t size = (bytes + HAK_GRANULE - 1) & ~(HAK_GRANULE - 1);
+    uint64_t lost[HAK_MAX_INSTANCES + 1] = { 0 };
+    hak_region_set(p, size, ((uint32_t)owner << 16) | tag, lost);
+    account_lost(lost);
+    account(owner, (int64_t)size);
+}
+
+static uint32_t svc_lookup(const void *p)
+{
+    return hak_region_lookup(p);
+}
+
+/* mremap to a granule-aligned place: grow in place if the kernel can;
+ * otherwise reserve an aligned range and move the pages there (no copy). */
+static void *svc_remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t owner, uint16_t tag)
+{
+    size_t old_size = (old_bytes + HAK_GRANULE - 1) & ~(HAK_GRANULE - 1);
+    size_t new_size = (new_bytes + HAK_GRANULE - 1) & ~(HAK_GRANULE - 1);
+    if (new_size < new_bytes || new_size == 0)
+        return NULL;
+    if (new_size == old_size)
+        return p;
+    uint32_t entry = ((uint32_t)owner << 16) | tag;
+    if (new_size < old_size) {
+        uint64_t lost[HAK_MAX_INSTANCES + 1] = { 0 };
+        hak_region_set((char *)p + new_size, old_size - new_size, 0, lost);
+        account_lost(lost);
+        munmap((char *)p + new_size, old_size - new_size);
+        return p;
+    }
+    void *q = mremap(p, old_size, new_size, 0);
+    if (q == MAP_FAILED) {
+        void *target = hak_os_map(new_size, HAK_GRANULE);
+        if (!target)
+            return NULL;
+        q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+        if (q == MAP_FAILED) {
+            hak_os_unmap(target, new_size);
+            return NULL;
+        }
+    }
+    uint64_t lost[HAK_MAX_INSTANCES + 1] = { 0 };
+    if (q != p)
+        hak_region_set(p, old_size, 0, lost);
+    account_lost(lost);
+    hak_region_set(q, new_size, entry, NULL);
+    account(owner, (int64_t)new_size);
+    return q;
+}
+
+static void svc_decommit(void *p, size_t bytes)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = ((uintptr_t)p + page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t end = ((uintptr_t)p + bytes) & ~(uintptr_t)(page - 1);
+    if (end > start)
+        madvise((void *)start, end - start, MADV_DONTNEED);
+    emit(HAK_EV_UNMAP, (uint16_t)(hak_region_lookup(p) >> 16), p, bytes);
+}
+
+/* ---- metadata: a bump allocator over 1 MB chunks ------------------------ */
+
+static pthread_mutex_t meta_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *meta_cursor, *meta_end;
+
+void *hak_meta_alloc(size_t bytes)
+{
+    size_t size = (bytes + 63) & ~(size_t)63;
+    if (size < bytes)
+        return NULL;
+    if (size >= 256 * 1024) {
+        void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return m == MAP_FAILED ? NULL : m;
+    }
+    pthread_mutex_lock(&meta_lock);
+    if (!meta_cursor || (size_t)(meta_end - meta_cursor) < size) {
+        size_t chunk = 1u << 20;
+        void *m = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            pthread_mutex_unlock(&meta_lock);
+            return NULL;
+        }
+        meta_cursor = m;
+        meta_end = meta_cursor + chunk;
+    }
+    void *p = meta_cursor;
+    meta_cursor += size;
+    pthread_mutex_unlock(&meta_lock);
+    return p;
+}
+
+/* ---- logging and misuse ------------------------------------------------- */
+
+void hak_log_write(const char *text, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(STDERR_FILENO, text, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        text += n;
+        len -= (size_t)n;
+    }
+}
+
+void hak_logf(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        hak_log_write(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+static void svc_log(int level, const char *box, const char *fmt, ...)
+{
+    static const char *const names[] = { "error", "warning", "info", "debug" };
+    char buf[1024];
+    int used = snprintf(buf, sizeof buf, "hakmem: %s: %s: ", box ? box : "host",
+                        names[level >= 0 && level <= HAK_LOG_DEBUG ? level : 0]);
+    va_list ap;
+    va_start(ap, fmt);
+    if (used > 0 && (size_t)used < sizeof buf - 2)
+        used += vsnprintf(buf + used, sizeof buf - 2 - (size_t)used, fmt, ap);
+    va_end(ap);
+    if (used < 0)
+        return;
+    if ((size_t)used > sizeof buf - 2)
+        used = sizeof buf - 2;
+    buf[used++] = '\n';
+    hak_log_write(buf, (size_t)used);
+}
+
+static void svc_bad_free(const char *box, const char *problem, const void *p)
+{
+    hak_logf("hakmem: %s: %p (box %s)\n", problem, p, box ? box : "host");
+    if (!hak_plan_active || hak_plan_active->bad_free_abort)
+        abort();
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static void svc_event(const struct hak_event *ev)
+{
+    struct hak_plan *plan = hak_plan_active;
+    if (!plan || !hak_observer_count)
+        return;
+    for (int i = 0; i < plan->instance_count; i++) {
+        struct hak_instance *in = &plan->instances[i];
+        if (in->inst && in->desc->ops.on_event)
+            in->desc->ops.on_event(in->inst, ev);
+    }
+}
+
+static uint64_t svc_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- glibc's allocator ----------------------------------------------------- */
+
+static size_t (*libc_usable)(void *);
+static int (*libc_trim)(size_t);
+
+static void resolve_libc(void)
+{
+    if (!libc_usable)
+        libc_usable = (size_t (*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+    if (!libc_trim)
+        libc_trim = (int (*)(size_t))dlsym(RTLD_NEXT, "malloc_trim");
+}
+
+size_t hak_libc_usable_size(void *p)
+{
+    resolve_libc();
+    return libc_usable ? libc_usable(p) : 0;
+}
+
+int hak_libc_trim(size_t pad)
+{
+    resolve_libc();
+    return libc_trim ? libc_trim(pad) : 0;
+}
+
+static size_t libc_usable_size_service(void *p)
+{
+    return hak_libc_usable_size(p);
+}
+
+const struct hak_host hak_host_services = {
+    .abi_version = HAK_BOX_ABI_VERSION,
+    .struct_size = sizeof(struct hak_host),
+    .page_size = 4096,
+    .map = svc_map,
+    .unmap = svc_unmap,
+    .assign = svc_assign,
+    .lookup = svc_lookup,
+    .remap = svc_remap,
+    .decommit = svc_decommit,
+    .meta_alloc = hak_meta_alloc,
+    .log = svc_log,
+    .bad_free = svc_bad_free,
+    .event = svc_event,
+    .now_ns = svc_now_ns,
+    .libc_malloc = __libc_malloc,
+    .libc_free = __libc_free,
+    .libc_memalign = __libc_memalign,
+    .libc_realloc = __libc_realloc,
+    .libc_usable_size = libc_usable_size_service,
+};
+
+void hak_services_fork_prepare(void)
+{
+    pthread_mutex_lock(&meta_lock);
+    hak_region_fork_prepare();
+}
+
+void hak_services_fork_parent(void)
+{
+    hak_region_fork_parent();
+    pthread_mutex_unlock(&meta_lock);
+}
+
+void hak_services_fork_child(void)
+{
+    hak_region_fork_child();
+    pthread_mutex_init(&meta_lock, NULL);
+}
+
+void hak_services_resolve_libc(void) { resolve_libc(); }

@@ -1,0 +1,205 @@
+/*
+ * Per-thread blocks. The host (preloaded, so initial-exec TLS is cheap)
+ * keeps one pointer per thread to a block holding every box's slice; boxes
+ * never touch TLS themselves.
+ *
+ * Thread exit: a pthread key destructor runs each box's thread_exit in chain
+ * order (fronts drain into tiers before tiers hand back pages), folds the
+ * slice counters into the box's retired totals, and puts the block on a free
+ * list for the next thread. glibc may still call malloc/free for this thread
+ * afterwards (other destructors, its own teardown): those calls find no
+ * block, see the thread has exited, and use the shared orphan block under a
+ * lock, so they never touch freed state.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <string.h>
+
+__thread char *hak_tls_block __attribute__((tls_model("initial-exec")));
+static __thread int tls_exited __attribute__((tls_model("initial-exec")));
+
+struct thread_rec {
+    char *block;
+    uint32_t index;
+    int live;
+    int linked;
+    struct thread_rec *next_all;
+    struct thread_rec *next_free;
+};
+
+static const struct hak_plan *tplan;
+static pthread_key_t exit_key;
+static pthread_mutex_t thread_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct thread_rec *all_recs, *free_recs;
+static uint32_t rec_count;
+static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *orphan_block;
+
+static void init_block(char *block, uint32_t index)
+{
+    memset(block, 0, tplan->tls_size);
+    /* Lower boxes first, so a front's thread_init may rely on its below. */
+    for (int k = tplan->instance_count - 1; k >= 0; k--) {
+        const struct hak_instance *in = &tplan->instances[tplan->order[k]];
+        struct hak_tls_head *head = (struct hak_tls_head *)(block + in->tls_offset);
+        head->block = block;
+        head->inst = in->inst;
+        head->thread_index = index;
+    }
+    for (int k = tplan->instance_count - 1; k >= 0; k--) {
+        const struct hak_instance *in = &tplan->instances[tplan->order[k]];
+        if (in->desc->ops.thread_init)
+            in->desc->ops.thread_init(in->inst, block + in->tls_offset);
+    }
+}
+
+/* Drain a block down the chain, then fold its counters into the retired
+ * totals. thread_exit runs without host locks held: boxes take their own
+ * locks there, and fork_prepare takes box locks before host locks, so the
+ * order is always box -> host. Box stats() on a slice must not lock. */
+static void retire_block(char *block)
+{
+    for (int k = 0; k < tplan->instance_count; k++) {
+        const struct hak_instance *in = &tplan->instances[tplan->order[k]];
+        if (in->desc->ops.thread_exit)
+            in->desc->ops.thread_exit(in->inst, block + in->tls_offset);
+    }
+    pthread_mutex_lock(&thread_lock);
+    for (int k = 0; k < tplan->instance_count; k++) {
+        struct hak_instance *in = (struct hak_instance *)&tplan->instances[tplan->order[k]];
+        if (in->desc->ops.stats)
+            in->desc->ops.stats(in->inst, block + in->tls_offset, &in->retired);
+    }
+}
+
+static void on_thread_exit(void *arg)
+{
+    struct thread_rec *rec = arg;
+    hak_tls_block = NULL;
+    tls_exited = 1;
+    retire_block(rec->block); /* returns holding thread_lock */
+    rec->live = 0;
+    rec->next_free = free_recs;
+    free_recs = rec;
+    pthread_mutex_unlock(&thread_lock);
+}
+
+int hak_threads_start(const struct hak_plan *plan)
+{
+    tplan = plan;
+    if (pthread_key_create(&exit_key, on_thread_exit))
+        return -1;
+    orphan_block = hak_meta_alloc(plan->tls_size ? plan->tls_size : 64);
+    if (!orphan_block)
+        return -1;
+    init_block(orphan_block, 0);
+    return 0;
+}
+
+static char *new_block(void)
+{
+    pthread_mutex_lock(&thread_lock);
+    struct thread_rec *rec = free_recs;
+    if (rec) {
+        free_recs = rec->next_free;
+    } else {
+        rec = hak_meta_alloc(sizeof *rec);
+        char *block = rec ? hak_meta_alloc(tplan->tls_size ? tplan->tls_size : 64) : NULL;
+        if (!block) {
+            pthread_mutex_unlock(&thread_lock);
+            return NULL;
+        }
+        rec->block = block;
+        rec->index = ++rec_count; /* 0 is the orphan block */
+    }
+    pthread_mutex_unlock(&thread_lock);
+    init_block(rec->block, rec->index); /* box thread_init: no host lock held */
+    pthread_mutex_lock(&thread_lock);
+    if (!rec->linked) {
+        rec->linked = 1;
+        rec->next_all = all_recs;
+        all_recs = rec;
+    }
+    rec->live = 1;
+    pthread_mutex_unlock(&thread_lock);
+    hak_tls_block = rec->block;
+    /* Keys below PTHREAD_KEY_2NDLEVEL_SIZE need no allocation; if glibc
+     * allocates anyway, the call finds hak_tls_block already set. */
+    pthread_setspecific(exit_key, rec);
+    return rec->block;
+}
+
+char *hak_thread_acquire(void)
+{
+    char *block = hak_tls_block;
+    if (block)
+        return block;
+    if (!tls_exited && tplan) {
+        block = new_block();
+        if (block)
+            return block;
+    }
+    pthread_mutex_lock(&orphan_lock);
+    return orphan_block;
+}
+
+void hak_thread_release(char *block)
+{
+    if (block == orphan_block)
+        pthread_mutex_unlock(&orphan_lock);
+}
+
+void hak_thread_exit_now(void)
+{
+    char *block = hak_tls_block;
+    if (!block)
+        return;
+    struct thread_rec *rec = pthread_getspecific(exit_key);
+    pthread_setspecific(exit_key, NULL);
+    if (rec)
+        on_thread_exit(rec);
+    tls_exited = 0; /* the harness lets the thread start afresh */
+}
+
+void hak_stats_collect(const struct hak_plan *plan, int index, struct hak_stats *out)
+{
+    const struct hak_instance *in = &plan->instances[index];
+    memset(out, 0, sizeof *out);
+    if (!in->desc->ops.stats || !in->inst)
+        return;
+    pthread_mutex_lock(&thread_lock);
+    *out = in->retired;
+    for (struct thread_rec *rec = all_recs; rec; rec = rec->next_all)
+        if (rec->live)
+            in->desc->ops.stats(in->inst, rec->block + in->tls_offset, out);
+    pthread_mutex_unlock(&thread_lock);
+    pthread_mutex_lock(&orphan_lock);
+    if (orphan_block)
+        in->desc->ops.stats(in->inst, orphan_block + in->tls_offset, out);
+    pthread_mutex_unlock(&orphan_lock);
+    in->desc->ops.stats(in->inst, NULL, out);
+}
+
+/* fork: box locks are taken by the runtime before these, so the order is
+ * boxes (chain order), then threads, then services. */
+void hak_threads_fork_prepare(void)
+{
+    pthread_mutex_lock(&orphan_lock);
+    pthread_mutex_lock(&thread_lock);
+}
+
+void hak_threads_fork_parent(void)
+{
+    pthread_mutex_unlock(&thread_lock);
+    pthread_mutex_unlock(&orphan_lock);
+}
+
+void hak_threads_fork_child(void)
+{
+    pthread_mutex_init(&thread_lock, NULL);
+    pthread_mutex_init(&orphan_lock, NULL);
+    /* Other threads do not exist in the child. Their blocks stay marked
+     * live, so what they cached stays reachable for stats but is not
+     * reused: correctness over a little memory. */
+}

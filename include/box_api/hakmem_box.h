@@ -1,0 +1,332 @@
+/*
+ * hakmem box ABI, version 1.
+ *
+ * This is the only header a box includes. A box is a shared object that
+ * exports one symbol, hak_box_describe(), returning a constant descriptor:
+ * who it is, which roles it plays, its parameter schema, the size of the
+ * per-thread state it wants, and its function table. The host (libhakmem.so)
+ * validates configs against the schema, creates instances, owns the
+ * per-thread blocks and the region map, and calls the box's functions.
+ *
+ * Rules a box follows (docs/writing-a-box.md explains why):
+ *   - never call malloc/free/mmap: memory comes from host->map or from the
+ *     box's `pages =` link, metadata from host->meta_alloc;
+ *   - no thread-local variables (the box is dlopen'ed: its TLS would cost a
+ *     __tls_get_addr call); per-thread data lives in the slice the host
+ *     passes as `tls`, which begins with struct hak_tls_head;
+ *   - no printing on the fast path; host->log on slow paths only.
+ */
+#ifndef HAKMEM_BOX_H
+#define HAKMEM_BOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HAK_BOX_ABI_VERSION 1u
+
+/* The region map records an owner and a tag per granule. Every mapping a
+ * box gets from the host is granule aligned and a whole number of granules. */
+#define HAK_GRANULE_SHIFT 16
+#define HAK_GRANULE ((size_t)1 << HAK_GRANULE_SHIFT)
+
+/* malloc's guaranteed alignment on x86-64 glibc; every alloc box keeps it. */
+#define HAK_MIN_ALIGN 16
+
+#define HAK_BOX_EXPORT __attribute__((visibility("default")))
+#define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- roles ------------------------------------------------------------ */
+
+enum hak_role {
+    HAK_ROLE_ALLOC = 1u << 0,    /* alloc/free/usable_size for a size range */
+    HAK_ROLE_PAGES = 1u << 1,    /* page spans for other boxes */
+    HAK_ROLE_OBSERVER = 1u << 2, /* events off the fast path, reports */
+};
+
+/* A front box (a cache in front of another alloc box) sets this flag: it
+ * needs `below =`, and the host routes frees of the box below through it. */
+#define HAK_BOX_FLAG_FRONT (1u << 0)
+/* A terminal box serves any size and alignment: the end of every chain. */
+#define HAK_BOX_FLAG_TERMINAL (1u << 1)
+
+/* ---- parameters ------------------------------------------------------- */
+
+enum hak_param_type {
+    HAK_PARAM_INT,       /* signed decimal, range-checked */
+    HAK_PARAM_SIZE,      /* bytes, with K/M/G suffixes, range-checked */
+    HAK_PARAM_BOOL,      /* on/off, true/false, yes/no, 1/0 */
+    HAK_PARAM_ENUM,      /* one of the '|'-separated words in `choices` */
+    HAK_PARAM_STRING,    /* free text, at most HAK_PARAM_STRING_MAX bytes */
+    HAK_PARAM_SIZE_LIST, /* comma-separated sizes, strictly increasing */
+};
+
+#define HAK_PARAM_STRING_MAX 255
+#define HAK_PARAM_LIST_MAX 32
+
+struct hak_param {
+    const char *name;
+    enum hak_param_type type;
+    const char *default_value; /* text, parsed like a config value */
+    int64_t min, max;          /* INT/SIZE: inclusive range; LIST: per item */
+    const char *choices;       /* ENUM only: "off|text|json" */
+    const char *doc;           /* one line, shown by `hakmem boxes` */
+};
+
+/* A parsed parameter. Index it with the parameter's position in the schema. */
+struct hak_value {
+    int64_t i;           /* INT, SIZE, BOOL (0/1), ENUM (index in choices) */
+    const char *s;       /* STRING; also the raw text of every type */
+    const uint64_t *list; /* SIZE_LIST items */
+    uint32_t count;      /* SIZE_LIST item count */
+};
+
+/* ---- links between boxes ---------------------------------------------- */
+
+struct hak_link_decl {
+    const char *name;   /* config key: "below", "pages" */
+    uint32_t role;      /* the role the linked box must have */
+    int required;       /* a config without it is an error */
+    const char *doc;
+};
+
+struct hak_box_desc;
+struct hak_report_ctx;
+
+/* A resolved link: everything needed to call the linked box from a slice. */
+struct hak_link {
+    const struct hak_box_desc *desc; /* NULL when the link is not set */
+    void *inst;                      /* the linked box's instance */
+    uint32_t tls_offset;             /* its slice within the thread block */
+    uint16_t owner;                  /* its owner id in the region map */
+};
+
+/* ---- per-thread slices ------------------------------------------------ */
+
+/* Every slice begins with this header, filled by the host before
+ * thread_init. `block` is the thread block holding every box's slice. */
+struct hak_tls_head {
+    char *block;
+    void *inst;
+    uint32_t thread_index; /* small, unique among live threads */
+    uint32_t reserved;
+};
+
+static inline void *hak_link_tls(const void *my_tls, const struct hak_link *link)
+{
+    return ((const struct hak_tls_head *)my_tls)->block + link->tls_offset;
+}
+
+/* ---- events for observers --------------------------------------------- */
+
+/* Size buckets the telemetry of the seed used. */
+enum hak_bucket {
+    HAK_BUCKET_C0, HAK_BUCKET_C1, HAK_BUCKET_C2, HAK_BUCKET_C3,
+    HAK_BUCKET_C4, HAK_BUCKET_C5, HAK_BUCKET_C6, HAK_BUCKET_C7,
+    HAK_BUCKET_MID,   /* pool_tls_arena sizes */
+    HAK_BUCKET_L25,   /* 64 KB .. 2 MB */
+    HAK_BUCKET_SSM,   /* SuperSlab metadata */
+    HAK_BUCKET_LARGE, /* above 2 MB */
+    HAK_BUCKET_OTHER,
+    HAK_BUCKET_COUNT
+};
+
+enum hak_event_type {
+    HAK_EV_FRESH,       /* fresh (never touched) memory handed out: bytes */
+    HAK_EV_MAP,         /* bytes mapped from the OS */
+    HAK_EV_UNMAP,       /* bytes returned to the OS (munmap or decommit) */
+    HAK_EV_REFILL,      /* a cache refilled `count` blocks from below */
+    HAK_EV_DRAIN,       /* a cache drained `count` blocks down */
+    HAK_EV_REMOTE_FREE, /* `count` frees from a thread not the owner */
+    HAK_EV_REUSE,       /* a cached span or page reused: bytes */
+    HAK_EV_TYPE_COUNT
+};
+
+struct hak_event {
+    uint16_t type;   /* enum hak_event_type */
+    uint16_t bucket; /* enum hak_bucket */
+    uint16_t owner;  /* the reporting box's owner id */
+    uint16_t reserved;
+    const void *addr;
+    uint64_t bytes;
+    uint64_t count;
+};
+
+/* ---- statistics ------------------------------------------------------- */
+
+/* Counters a box adds into `out` (never overwrites: the host sums slices). */
+struct hak_stats {
+    uint64_t allocs, frees;
+    uint64_t bytes_allocated, bytes_freed; /* in use = difference */
+    uint64_t refills, drains, remote_frees;
+    uint64_t cached_bytes; /* held in caches, not in use by the program */
+};
+
+/* ---- host services ---------------------------------------------------- */
+
+enum hak_log_level { HAK_LOG_ERROR, HAK_LOG_WARN, HAK_LOG_INFO, HAK_LOG_DEBUG };
+
+struct hak_host {
+    uint32_t abi_version;
+    uint32_t struct_size;
+    size_t page_size;
+
+    /* Fresh zero-filled memory from the OS, `bytes` rounded up to granules,
+     * aligned to max(align, HAK_GRANULE); every granule recorded as
+     * (owner, tag). NULL on failure. Slow path only. */
+    void *(*map)(uint16_t owner, size_t bytes, size_t align, uint16_t tag);
+    /* Return whole granules to the OS and clear their region-map entries. */
+    void (*unmap)(void *p, size_t bytes);
+    /* Record (owner, tag) for whole granules: retag, or hand a span to
+     * another box (a page box giving a span to a pool). */
+    void (*assign)(void *p, size_t bytes, uint16_t owner, uint16_t tag);
+    /* (owner << 16) | tag for any address; 0 when no box owns it. */
+    uint32_t (*lookup)(const void *p);
+    /* Resize a mapping made by map (mremap, may move); the region map
+     * follows. Returns the new address, or NULL (the old mapping intact). */
+    void *(*remap)(void *p, size_t old_bytes, size_t new_bytes, uint16_t owner,
+                   uint16_t tag);
+    /* Give the physical pages back (madvise DONTNEED); the range stays
+     * mapped, owned and reads as zeros. */
+    void (*decommit)(void *p, size_t bytes);
+
+    /* Zeroed metadata memory that lives as long as the process. */
+    void *(*meta_alloc)(size_t bytes);
+
+    /* Off the fast path only. */
+    void (*log)(int level, const char *box, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    /* A detected heap misuse (double free, foreign pointer in a box's
+     * region...). Prints "hakmem: <problem> <addr> (box <box>)" and aborts
+     * unless the config says host.on_bad_free = warn; then it returns and
+     * the box must drop the request. */
+    void (*bad_free)(const char *box, const char *problem, const void *p);
+    /* Report an event to observers. Costs one call when none is configured:
+     * call it on slow paths only. */
+    void (*event)(const struct hak_event *ev);
+    /* Monotonic clock, for idle delays. */
+    uint64_t (*now_ns)(void);
+
+    /* glibc's own allocator, for the system box and for tests. */
+    void *(*libc_malloc)(size_t);
+    void (*libc_free)(void *);
+    void *(*libc_memalign)(size_t align, size_t size);
+    void *(*libc_realloc)(void *, size_t);
+    size_t (*libc_usable_size)(void *);
+};
+
+/* ---- instance creation ------------------------------------------------ */
+
+struct hak_box_config {
+    const char *instance_name;   /* "tiny" in [box.tiny] */
+    uint16_t owner;              /* this instance's owner id in the region map */
+    const struct hak_value *values; /* one per schema parameter, in order */
+    const struct hak_link *links;   /* one per declared link, in order */
+    uint32_t tls_offset;         /* this instance's slice in the thread block */
+    int hardened;                /* host.hardened: extra checks on free */
+};
+
+/* ---- the function table ----------------------------------------------- */
+
+/* `tls` is always the box's own slice for the calling thread. Fast-path
+ * functions get nothing else: settings and links are reached through
+ * ((struct hak_tls_head *)tls)->inst. */
+struct hak_box_ops {
+    /* lifecycle */
+    void *(*create)(const struct hak_host *host, const struct hak_box_config *cfg,
+                    char *err, size_t err_len);
+    void (*destroy)(void *inst);
+    void (*thread_init)(void *inst, void *tls);
+    /* The thread is leaving: give everything cached back down the chain.
+     * The slice may be reused by another thread afterwards. */
+    void (*thread_exit)(void *inst, void *tls);
+    /* fork: take every lock in prepare; release in parent; reinitialise
+     * in child. Called in chain order (fronts first). */
+    void (*fork_prepare)(void *inst);
+    void (*fork_parent)(void *inst);
+    void (*fork_child)(void *inst);
+    /* Add this slice's counters (tls != NULL) or the box's global ones
+     * (tls == NULL) into out. */
+    void (*stats)(void *inst, void *tls, struct hak_stats *out);
+    /* malloc_trim: return cached memory to the OS; bytes released. */
+    size_t (*trim)(void *inst, void *tls);
+
+    /* alloc role. NULL from alloc means "cannot serve": the host tries the
+     * next box of the chain. alloc must return HAK_MIN_ALIGN-aligned memory. */
+    void *(*alloc)(void *tls, size_t size);
+    void *(*alloc_aligned)(void *tls, size_t size, size_t align); /* optional */
+    void (*free)(void *tls, void *p, uint16_t tag);
+    size_t (*usable_size)(void *tls, const void *p, uint16_t tag);
+    /* optional: resize in place or move; NULL when it cannot (the host then
+     * allocates, copies and frees). */
+    void *(*realloc)(void *tls, void *p, uint16_t tag, size_t size);
+
+    /* Class interface, for front boxes stacked on this box. The tag this box
+     * records for a block's granule must be its class index. */
+    uint32_t (*class_count)(void *inst);
+    size_t (*class_size)(void *inst, uint32_t cls);
+    /* Fill out[0..n) with blocks of class cls; return how many (0 = none). */
+    uint32_t (*alloc_batch)(void *tls, uint32_t cls, void **out, uint32_t n);
+    /* Take back n blocks of class cls (from any thread's cache). */
+    void (*free_batch)(void *tls, uint32_t cls, void *const *blocks, uint32_t n);
+
+    /* pages role: spans of whole granules, aligned to max(align, granule).
+     * The span is assigned to `owner` with `tag` before it is returned. */
+    void *(*pages_alloc)(void *tls, size_t bytes, size_t align, uint16_t owner,
+                         uint16_t tag);
+    /* The span comes back; the page box takes ownership again. */
+    void (*pages_free)(void *tls, void *p, size_t bytes);
+
+    /* observer role */
+    void (*on_event)(void *inst, const struct hak_event *ev);
+    /* At exit: write the report; `stats` holds every box's counters. */
+    void (*report)(void *inst, const struct hak_report_ctx *ctx);
+};
+
+/* What an observer gets at exit. */
+struct hak_report_box {
+    const char *instance_name;
+    const char *plugin;
+    uint16_t owner;
+    uint32_t roles;
+    struct hak_stats stats;
+    uint64_t bytes_mapped; /* currently mapped and owned (region map) */
+    uint64_t peak_mapped;
+};
+
+struct hak_report_ctx {
+    const char *config_name; /* file path, or "(embedded default)" */
+    const char *command_line;
+    uint32_t box_count;
+    const struct hak_report_box *boxes;
+};
+
+/* ---- the descriptor --------------------------------------------------- */
+
+struct hak_box_desc {
+    uint32_t abi_version; /* HAK_BOX_ABI_VERSION */
+    uint32_t struct_size; /* sizeof(struct hak_box_desc) */
+    const char *name;     /* plugin name: "superslab" */
+    const char *summary;  /* one line for `hakmem boxes` */
+    uint32_t roles;       /* enum hak_role bits */
+    uint32_t flags;       /* HAK_BOX_FLAG_* */
+    const struct hak_param *params;
+    uint32_t param_count;
+    const struct hak_link_decl *links;
+    uint32_t link_count;
+    uint32_t tls_size;    /* bytes of per-thread slice, head included */
+    uint32_t reserved;
+    struct hak_box_ops ops;
+};
+
+typedef const struct hak_box_desc *(*hak_box_describe_fn)(void);
+#define HAK_BOX_DESCRIBE_SYMBOL "hak_box_describe"
+
+#ifdef __cplusplus
+}
+#endif
+#endif
