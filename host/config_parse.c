@@ -125,6 +125,19 @@ static char *read_line(char *str, int num, void *stream)
         start++;
         line_len--;
     }
+    /* inih reports no event for a section header, and an empty [box.x]
+     * still declares a box: record each header as an entry with no key. */
+    if (line_len > 2 && start[0] == '[') {
+        const char *close = memchr(start, ']', line_len);
+        if (close && close > start + 1 && (size_t)(close - start - 1) < HAK_NAME_MAX &&
+            ctx->raw->entry_count < HAK_MAX_ENTRIES) {
+            struct hak_cfg_entry *e = &ctx->raw->entries[ctx->raw->entry_count++];
+            memset(e, 0, sizeof *e);
+            memcpy(e->section, start + 1, (size_t)(close - start - 1));
+            e->source = ctx->raw->file;
+            e->line = ctx->line;
+        }
+    }
     if (line_len + 1 > (size_t)num) {
         hak_error_set(ctx->err, ctx->raw->file, ctx->line,
                       "line longer than %d characters", num - 2);
@@ -159,7 +172,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     }
     for (int i = 0; i < raw->entry_count; i++) {
         struct hak_cfg_entry *e = &raw->entries[i];
-        if (!strcmp(e->section, section) && !strcmp(e->key, name)) {
+        if (e->key[0] && !strcmp(e->section, section) && !strcmp(e->key, name)) {
             hak_error_set(ctx->err, raw->file, ctx->line,
                           "[%s] %s: set twice (first on line %d)", section, name, e->line);
             ctx->failed = 1;

@@ -276,7 +276,7 @@ static int box_keys(struct hak_plan *plan, const struct hak_cfg_raw *raw, struct
 {
     for (int i = 0; i < raw->entry_count; i++) {
         const struct hak_cfg_entry *e = &raw->entries[i];
-        if (strncmp(e->section, "box.", 4) || !strcmp(e->key, "plugin"))
+        if (strncmp(e->section, "box.", 4) || !strcmp(e->key, "plugin") || !e->key[0])
             continue;
         struct hak_instance *in = &plan->instances[hak_instance_find(plan, e->section + 4)];
         const struct hak_box_desc *d = in->desc;
@@ -454,7 +454,7 @@ static int routes(struct hak_plan *plan, const struct hak_cfg_raw *raw, struct h
     const struct hak_cfg_entry *route_entry[HAK_MAX_ROUTES];
     for (int i = 0; i < raw->entry_count; i++) {
         const struct hak_cfg_entry *e = &raw->entries[i];
-        if (strcmp(e->section, "route"))
+        if (strcmp(e->section, "route") || !e->key[0])
             continue;
         if (plan->route_count == HAK_MAX_ROUTES)
             FAIL(e, "[route]: more than %d routes", HAK_MAX_ROUTES);
@@ -562,7 +562,7 @@ int hak_plan_resolve(struct hak_plan *plan, const struct hak_cfg_raw *raw, const
     for (int i = 0; i < raw->entry_count; i++) {
         const struct hak_cfg_entry *e = &raw->entries[i];
         if (!strcmp(e->section, "host")) {
-            if (host_key(plan, e, err))
+            if (e->key[0] && host_key(plan, e, err))
                 return -1;
         } else if (strcmp(e->section, "route") && strncmp(e->section, "box.", 4)) {
             FAIL(e, "unknown section [%s] (expected [host], [route] or [box.NAME])", e->section);

@@ -212,3 +212,21 @@ EXPORT int mallopt(int param, int value)
     (void)value;
     return 1;
 }
+
+/* ---- introspection (include/hakmem.h) -------------------------------------- */
+
+EXPORT const char *hakmem_box_of(const void *p)
+{
+    uint32_t entry = hak_region_lookup(p);
+    const struct hak_plan *plan = hak_plan_active;
+    if (!entry || !plan || (entry >> 16) > (uint32_t)plan->instance_count)
+        return NULL;
+    return plan->instances[(entry >> 16) - 1].name;
+}
+
+EXPORT const char *hakmem_config_name(void)
+{
+    if (atomic_load(&hak_runtime_state) == 0)
+        hak_lazy_start();
+    return atomic_load(&hak_runtime_state) == 1 ? hak_plan_active->config_name : NULL;
+}
