@@ -160,7 +160,10 @@ static inline uint32_t hak_region_lookup(const void *p)
     uint32_t *leaf = atomic_load_explicit(&hak_region_top[a >> 32], memory_order_relaxed);
     if (HAK_UNLIKELY(!leaf))
         return 0;
-    return leaf[(a >> HAK_GRANULE_SHIFT) & ((1u << HAK_REGION_LEAF_BITS) - 1)];
+    /* Relaxed atomic: another thread may retag the granule concurrently
+     * (a span handed over or unmapped); the same mov on x86-64. */
+    return __atomic_load_n(&leaf[(a >> HAK_GRANULE_SHIFT) & ((1u << HAK_REGION_LEAF_BITS) - 1)],
+                           __ATOMIC_RELAXED);
 }
 
 /* Set (owner, tag) for every granule of [p, p + bytes); returns the bytes

@@ -48,8 +48,9 @@ int hak_region_set(const void *p, size_t bytes, uint32_t entry, uint64_t *lost)
         if (!leaf)
             return -1;
         uint32_t *slot = &leaf[(a >> HAK_GRANULE_SHIFT) & ((1u << HAK_REGION_LEAF_BITS) - 1)];
-        if (lost && *slot)
-            lost[*slot >> 16] += HAK_GRANULE;
+        uint32_t old = __atomic_load_n(slot, __ATOMIC_RELAXED);
+        if (lost && old)
+            lost[old >> 16] += HAK_GRANULE;
         __atomic_store_n(slot, entry, __ATOMIC_RELEASE);
     }
     return 0;

@@ -67,6 +67,9 @@ static void usage(FILE *out)
             "  check FILE [-s key=value]...                  validate FILE, print the resolved chain\n"
             "  boxes                                         list boxes and their parameters\n"
             "  bench [ARGS]                                  compare configs and allocators (bench --help)\n"
+            "  report A.json [B.json]                        telemetry of one run, or two side by side\n"
+            "  new-box NAME [--role alloc|pages|observer]    scaffold an out-of-tree box project\n"
+            "  boxtest PATH.so [-s key=value]...             conformance suite for a box\n"
             "  version                                       print the version\n");
 }
 
@@ -174,6 +177,15 @@ int main(int argc, char **argv)
         return cmd_boxes(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return cmd_bench(argc - 1, argv + 1);
+    int (*optional)(int, char **) = !strcmp(cmd, "report") ? cmd_report
+                                    : !strcmp(cmd, "new-box") ? cmd_new_box
+                                    : !strcmp(cmd, "boxtest") ? cmd_boxtest : NULL;
+    if (optional)
+        return optional(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report") || !strcmp(cmd, "new-box") || !strcmp(cmd, "boxtest")) {
+        fprintf(stderr, "hakmem: '%s' is not part of this build\n", cmd);
+        return 2;
+    }
     if (!strcmp(cmd, "version")) {
         printf("hakmem %s (box ABI %u)\n", HAKMEM_VERSION, HAK_BOX_ABI_VERSION);
         return 0;
