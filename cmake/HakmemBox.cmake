@@ -18,7 +18,12 @@ function(hakmem_add_box name)
   endif()
   # A box must not depend on the host's symbols or on libc's malloc being
   # anyone's in particular; -z defs catches a reference to host internals.
-  target_link_options(${target} PRIVATE -Wl,-z,defs)
+  if(NOT DEFINED HAKMEM_NO_UNDEFINED)
+    set(HAKMEM_NO_UNDEFINED "-Wl,-z,defs")
+  endif()
+  if(HAKMEM_NO_UNDEFINED)
+    target_link_options(${target} PRIVATE ${HAKMEM_NO_UNDEFINED})
+  endif()
   if(HAKMEM_INSTALL_LIBDIR)
     install(TARGETS ${target} LIBRARY DESTINATION ${HAKMEM_INSTALL_LIBDIR})
   endif()
