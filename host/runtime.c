@@ -21,11 +21,17 @@ struct route_slot {
     uint32_t tls_offset;
 };
 
+/* 16 bytes, so the free path indexes it with one shift; what only slow
+ * paths need lives in owner_info. */
 struct owner_slot {
     void (*free)(void *tls, void *p, uint16_t tag);
     uint32_t free_tls;
+    uint32_t reserved;
+};
+
+struct owner_info {
     uint32_t own_tls;
-    int instance; /* -1 for slot 0 */
+    int instance; /* -1: no box (slot 0, unused ids) */
 };
 
 static void free_foreign(void *tls, void *p, uint16_t tag);
@@ -33,7 +39,10 @@ static void free_foreign(void *tls, void *p, uint16_t tag);
 static struct route_slot small_routes[HAK_SMALL_MAX / 16 + 1];
 /* Slot 0 is usable before start: frees of start-up and glibc memory. */
 static struct owner_slot owners[HAK_MAX_INSTANCES + 1] = {
-    [0] = { .free = free_foreign, .instance = -1 },
+    [0] = { .free = free_foreign },
+};
+static struct owner_info owner_info[HAK_MAX_INSTANCES + 1] = {
+    [0] = { .instance = -1 },
 };
 
 /* 0 not started, 1 ready, 2 running on glibc (config error with fallback). */
@@ -91,12 +100,12 @@ static void build_tables(const struct hak_plan *plan)
         small_routes[i].alloc = in->desc->ops.alloc;
         small_routes[i].tls_offset = in->tls_offset;
     }
-    owners[0] = (struct owner_slot){ .free = free_foreign, .instance = -1 };
+    owners[0] = (struct owner_slot){ .free = free_foreign };
+    owner_info[0] = (struct owner_info){ .instance = -1 };
     for (int i = 0; i < plan->instance_count; i++) {
         const struct hak_instance *in = &plan->instances[i];
         struct owner_slot *o = &owners[in->owner];
-        o->instance = i;
-        o->own_tls = in->tls_offset;
+        owner_info[in->owner] = (struct owner_info){ .own_tls = in->tls_offset, .instance = i };
         if (in->desc->roles & HAK_ROLE_ALLOC) {
             const struct hak_instance *entry = &plan->instances[in->free_entry];
             o->free = entry->desc->ops.free;
@@ -106,8 +115,10 @@ static void build_tables(const struct hak_plan *plan)
             o->free_tls = 0;
         }
     }
-    for (int i = plan->instance_count + 1; i <= HAK_MAX_INSTANCES; i++)
-        owners[i] = (struct owner_slot){ .free = free_not_alloc, .instance = -1 };
+    for (int i = plan->instance_count + 1; i <= HAK_MAX_INSTANCES; i++) {
+        owners[i] = (struct owner_slot){ .free = free_not_alloc };
+        owner_info[i] = (struct owner_info){ .instance = -1 };
+    }
 }
 
 /* ---- fork ------------------------------------------------------------- */
@@ -252,7 +263,7 @@ static __attribute__((noinline)) void free_general(void *p, uint32_t entry)
     if (!p)
         return;
     const struct owner_slot *o = &owners[entry >> 16];
-    if (o->instance < 0) {
+    if (owner_info[entry >> 16].instance < 0) {
         o->free(NULL, p, (uint16_t)entry);
         return;
     }
@@ -292,7 +303,7 @@ size_t hak_usable_size(const void *p)
     if (!p)
         return 0;
     uint32_t entry = hak_region_lookup(p);
-    const struct owner_slot *o = &owners[entry >> 16];
+    const struct owner_info *o = &owner_info[entry >> 16];
     if (entry == 0 || o->instance < 0) {
         if (hak_bootstrap_owns(p))
             return hak_bootstrap_usable(p);
@@ -320,7 +331,7 @@ void *hak_realloc(void *p, size_t size)
         return NULL;
     }
     uint32_t entry = hak_region_lookup(p);
-    const struct owner_slot *o = &owners[entry >> 16];
+    const struct owner_info *o = &owner_info[entry >> 16];
     if (entry == 0) {
         if (!hak_bootstrap_owns(p))
             return __libc_realloc(p, size); /* glibc's memory stays glibc's */
