@@ -13,11 +13,11 @@ TEST is one of:
   alternate       the runner alternates columns run by run
   crash LIB       a preloaded allocator that aborts: its cells FAIL, the
                   others pass, the runner still exits 0
-  hakmem LIBDIR [CONFIG]  the hakmem column(s) run (skipped, 77, until
+  hakmem LIBDIR [CONFIG]  the hakmem column(s) run (fails until
                   libhakmem.so exists)
   instructions    --instructions gives a positive instructions/op
   unit            the runner's parsers, checksum cross-check and timeout
-Exit 0 on success, 77 when skipped, 1 with a message on failure.
+Exit 0 on success, 1 with a message on failure.
 """
 
 import csv
