@@ -139,6 +139,7 @@ static void *svc_remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t own
         hak_region_set((char *)p + new_size, old_size - new_size, 0, lost);
         account_lost(lost);
         munmap((char *)p + new_size, old_size - new_size);
+        emit(HAK_EV_UNMAP, owner, (char *)p + new_size, old_size - new_size);
         return p;
     }
     void *q = mremap(p, old_size, new_size, 0);
@@ -158,6 +159,14 @@ static void *svc_remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t own
     account_lost(lost);
     hak_region_set(q, new_size, entry, NULL);
     account(owner, (int64_t)new_size);
+    /* Observers see a move as the old span returned and the new one mapped,
+     * a growth in place as the extra bytes mapped. */
+    if (q != p) {
+        emit(HAK_EV_UNMAP, owner, p, old_size);
+        emit(HAK_EV_MAP, owner, q, new_size);
+    } else {
+        emit(HAK_EV_MAP, owner, (char *)q + old_size, new_size - old_size);
+    }
     return q;
 }
 
