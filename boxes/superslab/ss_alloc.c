@@ -1,0 +1,299 @@
+/*
+ * superslab: alloc and free, single blocks and batches.
+ *
+ * Fast path (no front above): the slice's current slab for the class, pop
+ * its local free list. Everything else (carving, taking the remote stack,
+ * changing slabs) is ss_take, shared by alloc and alloc_batch so that every
+ * block address comes from one carve function and one stride.
+ */
+#include "superslab.h"
+
+static __attribute__((noinline, cold)) void ss_bad(const struct ss_inst *in,
+                                                   const char *problem, const void *p)
+{
+    in->host->bad_free(in->name, problem, p);
+}
+
+/* ---- taking blocks ---------------------------------------------------- */
+
+static uint32_t ss_pop_local(const struct ss_inst *in, struct ss_slab *s, void **out,
+                             uint32_t n)
+{
+    uint32_t k = 0;
+    void *p = s->free;
+    while (k < n && p) {
+        out[k++] = p;
+        p = ss_link_get(in, s, p);
+    }
+    s->free = p;
+    s->used += k;
+    return k;
+}
+
+/* Linear carving of never-used blocks: the only place block addresses are
+ * made, from the slab's one stride (no per-block header exists). */
+static uint32_t ss_carve(const struct ss_inst *in, struct ss_slab *s, void **out, uint32_t n)
+{
+    uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
+    uint32_t end = s->capacity * s->stride;
+    uint32_t room = (end - carved) / s->stride;
+    uint32_t k = n < room ? n : room;
+    char *p = s->base + carved;
+    for (uint32_t i = 0; i < k; i++, p += s->stride)
+        out[i] = p;
+    uint32_t old = carved;
+    carved += k * s->stride;
+    atomic_store_explicit(&s->carved, carved, memory_order_relaxed);
+    s->used += k;
+    SS_ASSERT(in, s->used <= s->capacity && carved <= SS_SLAB_SIZE);
+    /* Report fresh memory a page at a time, not per block: the pages left
+     * behind, and the tail when the slab is wholly carved. */
+    uint32_t from = old & ~4095u, to = carved == end ? end : carved & ~4095u;
+    if (k && to > from)
+        ss_event(in, HAK_EV_FRESH, ss_bucket(s->cls), s->base + from, to - from, 0);
+    return k;
+}
+
+static bool ss_has_remote(const struct ss_slab *s)
+{
+    return atomic_load_explicit(&s->remote, memory_order_relaxed) != 0;
+}
+
+/* Make cur a slab that may have blocks: an owned partial one, a full one
+ * with remote frees waiting, else one from the instance (orphan or free). */
+static struct ss_slab *ss_next_slab(struct ss_tls *t, uint32_t c)
+{
+    struct ss_class_tls *ct = &t->cls[c];
+    struct ss_slab *s = ct->partial;
+    if (s) {
+        ss_list_remove(&ct->partial, s);
+    } else {
+        for (s = ct->full; s; s = s->next)
+            if (ss_has_remote(s))
+                break;
+        if (s) {
+            ss_list_remove(&ct->full, s);
+        } else {
+            s = ss_acquire_slab(t, c);
+            if (!s)
+                return NULL;
+        }
+    }
+    s->list = LIST_CUR;
+    ct->cur = s;
+    return s;
+}
+
+/* Up to n blocks of class c for this slice; how many it found. */
+static uint32_t ss_take(struct ss_tls *t, uint32_t c, void **out, uint32_t n)
+{
+    struct ss_inst *in = ss_inst_of(t);
+    struct ss_class_tls *ct = &t->cls[c];
+    uint32_t got = 0;
+    while (got < n) {
+        struct ss_slab *s = ct->cur;
+        if (!s) {
+            if (!ss_next_slab(t, c))
+                break;
+            continue;
+        }
+        got += ss_pop_local(in, s, out + got, n - got);
+        if (got < n)
+            got += ss_carve(in, s, out + got, n - got);
+        if (got == n)
+            break;
+        if (ss_has_remote(s)) {
+            if (ss_drain_remote(in, s))
+                t->drains++;
+            continue;
+        }
+        /* Nothing left here: park it until its blocks come back. */
+        s->list = LIST_FULL;
+        ss_list_push(&ct->full, s);
+        ct->cur = NULL;
+    }
+    return got;
+}
+
+static __attribute__((noinline)) void *ss_alloc_slow(struct ss_tls *t, size_t size)
+{
+    if (HAK_UNLIKELY(!t->id))
+        ss_tls_init(t);
+    struct ss_inst *in = ss_inst_of(t);
+    uint32_t c = t->cls_of[(size + 7) >> 3];
+    if (c >= in->nclasses)
+        return NULL; /* larger than the largest class */
+    void *p;
+    if (!ss_take(t, c, &p, 1))
+        return NULL;
+    *(uintptr_t *)p = 0; /* clear the free marker */
+    t->cls[c].allocs++;
+    return p;
+}
+
+void *ss_alloc(void *tls, size_t size)
+{
+    struct ss_tls *t = tls;
+    size_t i = (size + 7) >> 3;
+    if (HAK_UNLIKELY(i > SS_SIZE_INDEX_MAX))
+        return NULL;
+    uint32_t c = t->cls_of[i];
+    struct ss_slab *s = t->cls[c].cur;
+    void *p;
+    /* Hardened links are decoded (and checked) on the slow path. */
+    if (HAK_UNLIKELY(!s || !(p = s->free) || ss_inst_of(t)->hardened))
+        return ss_alloc_slow(t, size);
+    s->free = *ss_link_addr(s, p);
+    s->used++;
+    *(uintptr_t *)p = 0;
+    t->cls[c].allocs++;
+    return p;
+}
+
+uint32_t ss_alloc_batch(void *tls, uint32_t cls, void **out, uint32_t n)
+{
+    struct ss_tls *t = tls;
+    if (HAK_UNLIKELY(!t->id))
+        ss_tls_init(t);
+    if (cls >= ss_inst_of(t)->nclasses)
+        return 0;
+    /* Markers stay: whoever hands a block to the program clears them. */
+    uint32_t got = ss_take(t, cls, out, n);
+    t->cls[cls].allocs += got;
+    return got;
+}
+
+/* ---- giving blocks back ----------------------------------------------- */
+
+/* The owner freed into s and it became empty, or it was parked full. */
+static __attribute__((noinline)) void ss_local_free_slow(struct ss_tls *t, struct ss_slab *s)
+{
+    struct ss_class_tls *ct = &t->cls[s->cls];
+    if (s->used == 0 && s->list != LIST_CUR) {
+        ss_list_remove(s->list == LIST_FULL ? &ct->full : &ct->partial, s);
+        s->list = LIST_NONE;
+        ss_release_slab(t, s);
+    } else if (s->list == LIST_FULL) {
+        ss_list_remove(&ct->full, s);
+        s->list = LIST_PARTIAL;
+        ss_list_push(&ct->partial, s);
+    }
+}
+
+/* Push the chain first..last (linked through the slab's link word) onto the
+ * slab's remote stack: one CAS for the whole chain. */
+static void ss_remote_push(struct ss_tls *t, struct ss_slab *s, void *first, void *last,
+                           uint32_t n)
+{
+    const struct ss_inst *in = ss_inst_of(t);
+    uintptr_t old = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    do {
+        ss_link_set(in, s, last, (void *)old);
+    } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)first,
+                                                    memory_order_release,
+                                                    memory_order_relaxed));
+    t->remote_frees += n;
+}
+
+/* Is p a block start of a carved block of a slab serving class tag? */
+static inline bool ss_block_ok(const struct ss_inst *in, const struct ss_slab *s,
+                               const void *p, uint32_t tag)
+{
+    uint32_t off = (uint32_t)((uintptr_t)p & SS_SLAB_MASK);
+    (void)in;
+    (void)tag;
+    SS_ASSERT(in, s->cls == tag);
+    return off < atomic_load_explicit(&s->carved, memory_order_relaxed) &&
+           ss_divisible(off, s->divmagic);
+}
+
+void ss_free(void *tls, void *p, uint16_t tag)
+{
+    struct ss_tls *t = tls;
+    struct ss_inst *in = ss_inst_of(t);
+    if (HAK_UNLIKELY(tag >= in->nclasses)) {
+        ss_bad(in, "invalid pointer (not a block start)", p);
+        return;
+    }
+    struct ss_slab *s = ss_slab_of(in, p);
+    if (HAK_UNLIKELY(!ss_block_ok(in, s, p, tag))) {
+        ss_bad(in, "invalid pointer (not a block start)", p);
+        return;
+    }
+    uintptr_t mark = (uintptr_t)p ^ in->mark_secret;
+    if (HAK_UNLIKELY(*(uintptr_t *)p == mark)) {
+        ss_bad(in, "double free", p);
+        return;
+    }
+    *(uintptr_t *)p = mark;
+    t->cls[tag].frees++;
+    if (HAK_LIKELY(atomic_load_explicit(&s->owner_id, memory_order_relaxed) == t->id)) {
+        ss_link_set(in, s, p, s->free);
+        s->free = p;
+        SS_ASSERT(in, s->used > 0);
+        /* The current slab stays even when empty (no release/acquire
+         * ping-pong); others are released, or leave the full list. */
+        if (HAK_UNLIKELY((--s->used == 0 && s->list != LIST_CUR) || s->list == LIST_FULL))
+            ss_local_free_slow(t, s);
+        return;
+    }
+    ss_remote_push(t, s, p, p, 1);
+}
+
+void ss_free_batch(void *tls, uint32_t cls, void *const *blocks, uint32_t n)
+{
+    struct ss_tls *t = tls;
+    struct ss_inst *in = ss_inst_of(t);
+    struct ss_slab *chain_slab = NULL;
+    void *chain_first = NULL, *chain_last = NULL;
+    uint32_t chain_n = 0, taken = 0;
+
+    if (HAK_UNLIKELY(cls >= in->nclasses)) {
+        for (uint32_t i = 0; i < n; i++)
+            ss_bad(in, "invalid pointer (not a block start)", blocks[i]);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        void *p = blocks[i];
+        struct ss_slab *s = ss_slab_of(in, p);
+        /* A batch comes from a front that checked each block; the class
+         * check here catches a front handing back the wrong class. */
+        if (HAK_UNLIKELY(ss_head_of(in, p)->magic != SS_HEAD_MAGIC || s->cls != cls ||
+                         !ss_block_ok(in, s, p, cls))) {
+            ss_bad(in, "invalid pointer (not a block start)", p);
+            continue;
+        }
+        *(uintptr_t *)p = (uintptr_t)p ^ in->mark_secret;
+        taken++;
+        if (atomic_load_explicit(&s->owner_id, memory_order_relaxed) == t->id) {
+            ss_link_set(in, s, p, s->free);
+            s->free = p;
+            SS_ASSERT(in, s->used > 0);
+            if ((--s->used == 0 && s->list != LIST_CUR) || s->list == LIST_FULL)
+                ss_local_free_slow(t, s);
+            continue;
+        }
+        /* Remote: gather runs of the same slab, one CAS per run. */
+        if (s != chain_slab) {
+            if (chain_n)
+                ss_remote_push(t, chain_slab, chain_first, chain_last, chain_n);
+            chain_slab = s;
+            chain_first = chain_last = p;
+            chain_n = 1;
+        } else {
+            ss_link_set(in, s, p, chain_first);
+            chain_first = p;
+            chain_n++;
+        }
+    }
+    if (chain_n)
+        ss_remote_push(t, chain_slab, chain_first, chain_last, chain_n);
+    t->cls[cls].frees += taken;
+}
+
+size_t ss_usable_size(void *tls, const void *p, uint16_t tag)
+{
+    const struct ss_inst *in = ss_inst_of(tls);
+    (void)p;
+    return tag < in->nclasses ? in->class_size[tag] : 0;
+}

@@ -1,0 +1,238 @@
+/*
+ * superslab: the tiny backend. Internal types shared by the box's files.
+ *
+ * Layout. A SuperSlab is `superslab_size` bytes (2 MB by default) aligned to
+ * its size, obtained from the `pages =` box. Its first 64 KB granule holds
+ * the metadata (struct ss_head and one struct ss_slab per granule) and is
+ * tagged SS_TAG_NONE, so a stray free into it reaches this box and is
+ * refused. Every other granule is one slab: while it serves class c its
+ * region-map tag is c (free needs no header); while it is free its tag is
+ * SS_TAG_NONE again. Blocks of a slab start at multiples of the class size
+ * from the granule base, which is what lets a front check block starts.
+ *
+ * Ownership. A slab in use belongs to one thread's slice (owner_id). Only
+ * that slice touches its local free list; other threads push frees onto the
+ * slab's remote stack (atomic) and the owner takes the whole stack when its
+ * local list runs dry. A thread leaving hands slabs with live blocks to a
+ * per-class orphan list, from which any thread adopts them.
+ */
+#ifndef SUPERSLAB_H
+#define SUPERSLAB_H
+
+#include <box_api/hakmem_box.h>
+#include <box_api/hakmem_util.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#define SS_MAX_CLASSES 16
+#define SS_SLAB_SIZE HAK_GRANULE
+#define SS_SLAB_MASK (HAK_GRANULE - 1)
+#define SS_TAG_NONE 0xFFFFu     /* metadata granule, slabs not in use */
+#define SS_SIZE_INDEX_MAX 128u  /* (1024 + 7) >> 3: sizes the table covers */
+#define SS_ORPHAN_ID UINT64_MAX /* owner_id of free and orphaned slabs */
+#define SS_HEAD_MAGIC 0x68616b53536c6162ull
+
+enum ss_slab_state { SLAB_FREE, SLAB_ACTIVE, SLAB_ORPHAN };
+/* Which of the owner's lists holds an active slab. */
+enum ss_slab_list { LIST_NONE, LIST_CUR, LIST_PARTIAL, LIST_FULL };
+
+struct ss_head;
+struct ss_inst;
+
+struct ss_slab {
+    /* Owner-only fields (or under the instance lock while orphaned). */
+    void *free;              /* local free list, linked through link_off */
+    char *base;              /* granule base = first block */
+    uint64_t divmagic;       /* ceil(2^64 / stride): block-start test */
+    struct ss_slab *next, *prev; /* owner's class list / orphan / free list */
+    /* Read by other threads. */
+    _Atomic uint64_t owner_id; /* the owning slice's id, SS_ORPHAN_ID */
+    _Atomic uint32_t carved;   /* bytes carved from base: beyond is unused */
+    uint16_t used;           /* blocks out: handed out, not back on `free` */
+    uint16_t capacity;       /* SS_SLAB_SIZE / stride */
+    uint16_t stride;         /* == class size: the one stride, see ss_format */
+    uint16_t cls;            /* class index, SS_TAG_NONE while free */
+    uint8_t state;           /* enum ss_slab_state */
+    uint8_t list;            /* enum ss_slab_list */
+    uint8_t link_off;        /* where the free-list link lives in a block */
+    uint8_t pad;
+    /* Remote frees: own cache line, pushed by any thread. */
+    _Atomic uintptr_t remote __attribute__((aligned(64)));
+} __attribute__((aligned(64)));
+
+_Static_assert(sizeof(struct ss_slab) == 128, "slab metadata: two cache lines");
+
+struct ss_head {
+    uint64_t magic;
+    struct ss_inst *inst;
+    struct ss_head *next, *prev; /* instance's partial or empty list */
+    struct ss_slab *free_slabs;  /* slabs of this SuperSlab not in use */
+    uint32_t nslabs;             /* granules; slab 0 is this metadata */
+    uint32_t free_count;
+    uint32_t where;              /* enum ss_head_list */
+    uint32_t pad;
+    struct ss_slab slabs[] __attribute__((aligned(64)));
+};
+
+enum ss_head_list { SS_IN_NONE, SS_IN_PARTIAL, SS_IN_EMPTY };
+
+struct ss_inst {
+    const struct hak_host *host;
+    struct hak_link pages;
+    uint16_t owner;
+    bool hardened;
+    char name[48];
+    uint32_t nclasses;
+    uint32_t max_size;                 /* largest class */
+    uint32_t class_size[SS_MAX_CLASSES];
+    uint64_t divmagic[SS_MAX_CLASSES];
+    uint8_t cls_of[SS_SIZE_INDEX_MAX + 8]; /* (size + 7) >> 3 -> class */
+    size_t ss_size;
+    uintptr_t ss_mask;                 /* ~(ss_size - 1) */
+    uint32_t ss_granules;
+    uintptr_t granule_index_mask;      /* ss_granules - 1 */
+    uint32_t keep_empty;               /* empty SuperSlabs kept for reuse */
+    uint32_t orphan_scan;              /* orphans looked at per acquire */
+    uint64_t mark_secret;              /* free marker: p ^ secret */
+    uint64_t list_key;                 /* hardened: free-list link key */
+    _Atomic uint64_t next_slice_id;
+
+    /* Everything below is under `lock`. */
+    hak_spinlock lock;
+    struct ss_head *partial;           /* SuperSlabs with free slabs */
+    struct ss_head *empty;             /* wholly free SuperSlabs kept */
+    uint32_t empty_count;
+    struct ss_slab *orphans[SS_MAX_CLASSES];
+    uint64_t superslabs;               /* held now */
+    uint64_t free_slabs;               /* slabs not in use, in held SuperSlabs */
+    uint64_t orphan_slabs;
+};
+
+struct ss_class_tls {
+    struct ss_slab *cur;     /* allocating from this one */
+    struct ss_slab *partial; /* owned, with blocks on the local list */
+    struct ss_slab *full;    /* owned, nothing local known */
+    uint64_t allocs, frees;  /* blocks handed out / taken back by this slice */
+};
+
+struct ss_tls {
+    struct hak_tls_head head;
+    uint64_t id;             /* 0 until initialised; never SS_ORPHAN_ID */
+    uint64_t refills;        /* slabs this slice took for a class */
+    uint64_t drains;         /* remote stacks this slice took */
+    uint64_t remote_frees;   /* blocks this slice pushed to other owners */
+    uint8_t cls_of[SS_SIZE_INDEX_MAX + 8];
+    struct ss_class_tls cls[SS_MAX_CLASSES + 1]; /* +1: "no class" sentinel */
+};
+
+/* Invariant checks of debug builds (HAKMEM_DEBUG=1); nothing in release. */
+#ifdef HAKMEM_DEBUG
+#include <stdlib.h>
+#define SS_ASSERT(in, cond) do { if (!(cond)) { \
+    (in)->host->log(HAK_LOG_ERROR, (in)->name, "invariant failed: %s (%s:%d)", \
+                    #cond, __FILE__, __LINE__); abort(); } } while (0)
+#else
+#define SS_ASSERT(in, cond) ((void)0)
+#endif
+
+static inline struct ss_inst *ss_inst_of(const struct ss_tls *t)
+{
+    return (struct ss_inst *)t->head.inst;
+}
+
+static inline struct ss_head *ss_head_of(const struct ss_inst *in, const void *p)
+{
+    return (struct ss_head *)((uintptr_t)p & in->ss_mask);
+}
+
+static inline struct ss_head *ss_head_of_slab(const struct ss_inst *in,
+                                             const struct ss_slab *s)
+{
+    return (struct ss_head *)((uintptr_t)s & in->ss_mask);
+}
+
+static inline struct ss_slab *ss_slab_of(const struct ss_inst *in, const void *p)
+{
+    struct ss_head *h = ss_head_of(in, p);
+    return &h->slabs[((uintptr_t)p >> HAK_GRANULE_SHIFT) & in->granule_index_mask];
+}
+
+/* Lemire's divisibility test: off % d == 0 for 32-bit off, with
+ * magic = UINT64_MAX / d + 1. */
+static inline uint64_t ss_divmagic(uint32_t d) { return UINT64_MAX / d + 1; }
+static inline bool ss_divisible(uint32_t off, uint64_t magic)
+{
+    return (uint64_t)off * magic <= magic - 1;
+}
+
+/* ---- the free marker and the free-list links ---------------------------
+ * A free block's first word holds p ^ mark_secret (the tiny free-marker
+ * convention shared with the tiny fronts: see README.md). Free lists link
+ * through the second word, so the marker survives on lists; an 8-byte
+ * block has one word and links through it (no marker on lists). */
+
+static inline void **ss_link_addr(const struct ss_slab *s, void *p)
+{
+    return (void **)((char *)p + s->link_off);
+}
+
+static inline uintptr_t ss_link_code(const struct ss_inst *in, void **at)
+{
+    return in->list_key ^ ((uintptr_t)at >> 4);
+}
+
+static inline void ss_link_set(const struct ss_inst *in, const struct ss_slab *s,
+                               void *p, void *next)
+{
+    void **at = ss_link_addr(s, p);
+    if (HAK_UNLIKELY(in->hardened))
+        *(uintptr_t *)at = (uintptr_t)next ^ ss_link_code(in, at);
+    else
+        *at = next;
+}
+
+void *ss_link_get_hardened(const struct ss_inst *in, const struct ss_slab *s, void *p);
+
+static inline void *ss_link_get(const struct ss_inst *in, const struct ss_slab *s,
+                                void *p)
+{
+    if (HAK_UNLIKELY(in->hardened))
+        return ss_link_get_hardened(in, s, p);
+    return *ss_link_addr(s, p);
+}
+
+/* ---- functions across files ----------------------------------------- */
+
+/* ss_box.c */
+void ss_event(const struct ss_inst *in, uint16_t type, uint32_t bucket,
+              const void *addr, uint64_t bytes, uint64_t count);
+static inline uint32_t ss_bucket(uint32_t cls)
+{
+    return HAK_BUCKET_C0 + (cls < 7 ? cls : 7);
+}
+uint64_t ss_tiny_mark_secret(void);
+
+/* ss_thread.c */
+void ss_tls_init(struct ss_tls *t);
+void ss_thread_init(void *inst, void *tls);
+void ss_thread_exit(void *inst, void *tls);
+size_t ss_trim(void *inst, void *tls);
+
+/* ss_slab.c */
+void ss_list_push(struct ss_slab **head, struct ss_slab *s);
+void ss_list_remove(struct ss_slab **head, struct ss_slab *s);
+struct ss_slab *ss_acquire_slab(struct ss_tls *t, uint32_t cls);
+void ss_release_slab(struct ss_tls *t, struct ss_slab *s);
+void ss_retire_slab(struct ss_tls *t, struct ss_slab *s);
+size_t ss_reclaim_orphans(struct ss_tls *t);
+uint32_t ss_drain_remote(const struct ss_inst *in, struct ss_slab *s);
+size_t ss_release_superslabs(struct ss_inst *in, void *tls, uint32_t keep);
+
+/* ss_alloc.c */
+void *ss_alloc(void *tls, size_t size);
+void ss_free(void *tls, void *p, uint16_t tag);
+size_t ss_usable_size(void *tls, const void *p, uint16_t tag);
+uint32_t ss_alloc_batch(void *tls, uint32_t cls, void **out, uint32_t n);
+void ss_free_batch(void *tls, uint32_t cls, void *const *blocks, uint32_t n);
+
+#endif

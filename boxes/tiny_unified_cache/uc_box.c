@@ -1,0 +1,210 @@
+/*
+ * tiny_unified_cache: descriptor, parameters, instance creation, stats.
+ */
+#include "unified_cache.h"
+
+#include <string.h>
+#include <sys/auxv.h>
+
+enum {
+    P_CAPACITY,
+    P_CAPACITY_C0,
+    P_CAPACITY_C7 = P_CAPACITY_C0 + 7,
+    P_REFILL,
+    P_DRAIN,
+    P_CHECK_BLOCK_START,
+    P_COUNT
+};
+
+#define UC_CAP_MAX 65536
+
+#define CAP_C(n) [P_CAPACITY_C0 + n] = {"capacity_c" #n, HAK_PARAM_INT, "0", 0, UC_CAP_MAX, \
+    NULL, "stack size of class " #n " (0: capacity), like HAKMEM_TINY_UNIFIED_C" #n}
+
+static const struct hak_param uc_params[P_COUNT] = {
+    [P_CAPACITY] = {"capacity", HAK_PARAM_INT, "128", 1, UC_CAP_MAX, NULL,
+                    "blocks each class stack holds per thread"},
+    CAP_C(0), CAP_C(1), CAP_C(2), CAP_C(3), CAP_C(4), CAP_C(5), CAP_C(6), CAP_C(7),
+    [P_REFILL] = {"refill", HAK_PARAM_INT, "32", 1, UC_CAP_MAX, NULL,
+                  "blocks asked from below when a stack is empty (at most its size)"},
+    [P_DRAIN] = {"drain", HAK_PARAM_INT, "0", 0, UC_CAP_MAX, NULL,
+                 "oldest blocks given below when a stack is full (0: half its size)"},
+    [P_CHECK_BLOCK_START] = {"check_block_start", HAK_PARAM_BOOL, "on", 0, 1, NULL,
+                             "refuse frees not on a block start (below must place blocks "
+                             "at multiples of the class size from their 64 KB granule)"},
+};
+
+static const struct hak_link_decl uc_links[] = {
+    {"below", HAK_ROLE_ALLOC, 1, "the box with the classes (superslab)"},
+};
+
+static void uc_error(char *err, size_t len, const char *a, const char *b)
+{
+    size_t at = 0;
+    if (!err || !len)
+        return;
+    for (const char *s = a; *s && at + 1 < len; s++)
+        err[at++] = *s;
+    for (const char *s = b; *s && at + 1 < len; s++)
+        err[at++] = *s;
+    err[at] = 0;
+}
+
+static uint64_t uc_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+
+/* The tiny free-marker secret (same derivation in every tiny box). */
+static uint64_t uc_tiny_mark_secret(void)
+{
+    uint64_t w = 0x9e3779b97f4a7c15ull;
+    const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+    if (r)
+        memcpy(&w, r, sizeof w);
+    return uc_mix64(w ^ 0x68616b6d656d2d31ull) | 1;
+}
+
+void uc_event(const struct uc_inst *in, uint16_t type, uint32_t cls, uint64_t count)
+{
+    struct hak_event ev = {
+        .type = type,
+        .bucket = (uint16_t)(HAK_BUCKET_C0 + (cls < 7 ? cls : 7)),
+        .owner = in->owner,
+        .bytes = count * in->class_size[cls],
+        .count = count,
+    };
+    in->host->event(&ev);
+}
+
+static void *uc_create(const struct hak_host *host, const struct hak_box_config *cfg,
+                       char *err, size_t err_len)
+{
+    const struct hak_value *v = cfg->values;
+    const struct hak_link *below = &cfg->links[0];
+    const struct hak_box_ops *b = below->desc ? &below->desc->ops : NULL;
+
+    if (!b || !b->class_count || !b->class_size || !b->alloc_batch || !b->free_batch) {
+        uc_error(err, err_len, "below: the linked box has no class interface ",
+                 "(class_count/class_size/alloc_batch/free_batch)");
+        return NULL;
+    }
+    uint32_t n = b->class_count(below->inst);
+    if (n == 0 || n > UC_MAX_CLASSES) {
+        uc_error(err, err_len, "below: ", "between 1 and 16 classes are supported");
+        return NULL;
+    }
+    struct uc_inst *in = host->meta_alloc(sizeof *in);
+    if (!in) {
+        uc_error(err, err_len, "out of metadata memory", "");
+        return NULL;
+    }
+    in->host = host;
+    in->below = *below;
+    in->bops = b;
+    in->owner = cfg->owner;
+    strncpy(in->name, cfg->instance_name ? cfg->instance_name : "tiny_unified_cache",
+            sizeof in->name - 1);
+    in->nclasses = n;
+    in->secret = uc_tiny_mark_secret();
+    uint32_t slots = 0;
+    for (uint32_t c = 0; c < n; c++) {
+        size_t size = b->class_size(below->inst, c);
+        if (size < 8 || size > UC_SIZE_INDEX_MAX * 8 || size % 8 ||
+            (c && size <= in->class_size[c - 1])) {
+            uc_error(err, err_len, "below: ",
+                     "class sizes must increase, be multiples of 8 and at most 1024");
+            return NULL;
+        }
+        in->class_size[c] = (uint32_t)size;
+        int64_t cap = c < 8 && v[P_CAPACITY_C0 + c].i ? v[P_CAPACITY_C0 + c].i
+                                                       : v[P_CAPACITY].i;
+        in->cap[c] = (uint32_t)cap;
+        in->refill[c] = v[P_REFILL].i < cap ? (uint32_t)v[P_REFILL].i : (uint32_t)cap;
+        int64_t drain = v[P_DRAIN].i ? v[P_DRAIN].i : (cap + 1) / 2;
+        in->drain[c] = drain < cap ? (uint32_t)drain : (uint32_t)cap;
+        in->slot_off[c] = slots;
+        slots += (uint32_t)cap;
+        in->magic[c] = v[P_CHECK_BLOCK_START].i ? UINT64_MAX / size + 1 : 0;
+    }
+    in->buf_slots = slots;
+    for (uint32_t i = 0; i <= UC_SIZE_INDEX_MAX; i++) {
+        uint32_t c = 0;
+        while (c < n && in->class_size[c] < i * 8)
+            c++;
+        in->cls_of[i] = (uint8_t)(c < n ? c : UC_NO_CLASS);
+        in->cls_off[i] = (uint16_t)(in->cls_of[i] * sizeof(struct uc_class));
+    }
+    return in;
+}
+
+static void uc_destroy(void *inst) { (void)inst; }
+
+static void uc_stats(void *inst, void *tls, struct hak_stats *out)
+{
+    struct uc_inst *in = inst;
+    struct uc_tls *t = tls;
+    if (!t)
+        return;
+    for (uint32_t c = 0; c < in->nclasses; c++) {
+        uint64_t allocs = uc_allocs(&t->cls[c]);
+        out->allocs += allocs;
+        out->frees += t->cls[c].frees;
+        out->bytes_allocated += allocs * in->class_size[c];
+        out->bytes_freed += t->cls[c].frees * in->class_size[c];
+        out->cached_bytes += (uint64_t)uc_count(&t->cls[c]) * in->class_size[c];
+    }
+    out->refills += t->refills;
+    out->drains += t->drains;
+}
+
+static void uc_fork_prepare(void *inst) { hak_spin_lock(&((struct uc_inst *)inst)->pool_lock); }
+static void uc_fork_parent(void *inst) { hak_spin_unlock(&((struct uc_inst *)inst)->pool_lock); }
+static void uc_fork_child(void *inst) { hak_spin_reset(&((struct uc_inst *)inst)->pool_lock); }
+
+static uint32_t uc_class_count(void *inst) { return ((struct uc_inst *)inst)->nclasses; }
+
+static size_t uc_class_size(void *inst, uint32_t cls)
+{
+    struct uc_inst *in = inst;
+    return cls < in->nclasses ? in->class_size[cls] : 0;
+}
+
+static const struct hak_box_desc uc_desc = {
+    .abi_version = HAK_BOX_ABI_VERSION,
+    .struct_size = sizeof(struct hak_box_desc),
+    .name = "tiny_unified_cache",
+    .summary = "tiny front: per-thread per-class array stacks refilled in batches from below",
+    .roles = HAK_ROLE_ALLOC,
+    .flags = HAK_BOX_FLAG_FRONT,
+    .params = uc_params,
+    .param_count = P_COUNT,
+    .links = uc_links,
+    .link_count = sizeof uc_links / sizeof uc_links[0],
+    .tls_size = sizeof(struct uc_tls),
+    .ops = {
+        .create = uc_create,
+        .destroy = uc_destroy,
+        .thread_init = uc_thread_init,
+        .thread_exit = uc_thread_exit,
+        .fork_prepare = uc_fork_prepare,
+        .fork_parent = uc_fork_parent,
+        .fork_child = uc_fork_child,
+        .stats = uc_stats,
+        .trim = uc_trim,
+        .alloc = uc_alloc,
+        .free = uc_free,
+        .usable_size = uc_usable_size,
+        .class_count = uc_class_count,
+        .class_size = uc_class_size,
+        .alloc_batch = uc_alloc_batch,
+        .free_batch = uc_free_batch,
+    },
+};
+
+HAK_BOX_EXPORT const struct hak_box_desc *hak_box_describe(void) { return &uc_desc; }

@@ -1,0 +1,216 @@
+/*
+ * The tiny stacks under threads and random traffic:
+ *   - producers allocate and fill blocks, consumers on other threads check
+ *     and free them (every free a cross-thread free);
+ *   - a random single-thread mix over all classes checking every block's
+ *     contents on free (overlapping blocks would show);
+ *   - the shipped configs/tiny-*.ini load and serve.
+ * Sized for a few seconds under TSan; `--stress` (the tiny_stress test,
+ * label stress) runs millions of objects through more threads.
+ */
+#include "tiny_test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+/* ---- producer / consumer ---------------------------------------------- */
+
+#define MAX_THREADS 8
+#define QUEUE 1024
+
+static int producers = 2, consumers = 2;
+static int per_producer = 10000;
+
+struct queue {
+    pthread_mutex_t lock;
+    pthread_cond_t not_empty, not_full;
+    void *items[QUEUE];
+    size_t sizes[QUEUE];
+    unsigned head, tail;
+    int producers_left;
+};
+
+static struct queue q = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .not_empty = PTHREAD_COND_INITIALIZER,
+    .not_full = PTHREAD_COND_INITIALIZER,
+};
+
+static void put(void *p, size_t size)
+{
+    pthread_mutex_lock(&q.lock);
+    while (q.tail - q.head == QUEUE)
+        pthread_cond_wait(&q.not_full, &q.lock);
+    q.items[q.tail % QUEUE] = p;
+    q.sizes[q.tail % QUEUE] = size;
+    q.tail++;
+    pthread_cond_signal(&q.not_empty);
+    pthread_mutex_unlock(&q.lock);
+}
+
+static int take(void **p, size_t *size)
+{
+    pthread_mutex_lock(&q.lock);
+    while (q.tail == q.head && q.producers_left)
+        pthread_cond_wait(&q.not_empty, &q.lock);
+    if (q.tail == q.head) {
+        pthread_mutex_unlock(&q.lock);
+        return 0;
+    }
+    *p = q.items[q.head % QUEUE];
+    *size = q.sizes[q.head % QUEUE];
+    q.head++;
+    pthread_cond_signal(&q.not_full);
+    pthread_mutex_unlock(&q.lock);
+    return 1;
+}
+
+static void *producer(void *arg)
+{
+    uint64_t rng = 0x9e3779b97f4a7c15ull * ((uintptr_t)arg + 1);
+    for (int i = 0; i < per_producer; i++) {
+        size_t size = (size_t)(rng_next(&rng) % 1024) + 1;
+        void *p = harness_malloc(size);
+        CHECK(p);
+        fill_block(p, size, 11);
+        put(p, size);
+        /* Some local traffic too, so owners free and allocate meanwhile. */
+        if (i % 8 == 0)
+            harness_free(harness_malloc(size));
+    }
+    pthread_mutex_lock(&q.lock);
+    q.producers_left--;
+    pthread_cond_broadcast(&q.not_empty);
+    pthread_mutex_unlock(&q.lock);
+    return NULL;
+}
+
+static void *consumer(void *arg)
+{
+    void *p;
+    size_t size;
+    (void)arg;
+    while (take(&p, &size)) {
+        CHECK(block_intact(p, size, 11));
+        CHECK(harness_usable_size(p) >= size);
+        harness_free(p);
+    }
+    return NULL;
+}
+
+static void run_round(void)
+{
+    pthread_t th[2 * MAX_THREADS];
+    q.producers_left = producers;
+    for (uintptr_t i = 0; i < (uintptr_t)producers; i++)
+        CHECK(pthread_create(&th[i], NULL, producer, (void *)i) == 0);
+    for (int i = 0; i < consumers; i++)
+        CHECK(pthread_create(&th[producers + i], NULL, consumer, NULL) == 0);
+    for (int i = 0; i < producers + consumers; i++)
+        CHECK(pthread_join(th[i], NULL) == 0);
+}
+
+static void case_producer_consumer(void)
+{
+    tiny_open(tiny_stack_now, NULL, NULL, NULL);
+    run_round();
+    /* Every thread has exited: every block is back in superslab. */
+    struct hak_stats s = harness_stats("ss");
+    uint64_t expect = (uint64_t)producers * (uint64_t)(per_producer + (per_producer + 7) / 8);
+    CHECK(s.remote_frees > 0);
+    CHECK_EQ(s.allocs, s.frees);
+    CHECK_EQ(harness_stats(tiny_top()).allocs, expect);
+    CHECK_EQ(harness_stats(tiny_top()).frees, expect);
+    /* More rounds do not grow the heap beyond the first round's use by
+     * more than a SuperSlab: memory freed remotely is reused. */
+    uint64_t mapped = harness_bytes_mapped("ss");
+    run_round();
+    run_round();
+    CHECK(harness_bytes_mapped("ss") <= mapped + ((uint64_t)2 << 20));
+}
+
+/* ---- random single-thread mix ------------------------------------------- */
+
+#define LIVE 3000
+#define STEPS 100000
+
+static void case_random_mix(void)
+{
+    static void *live[LIVE];
+    static size_t sizes[LIVE];
+    uint64_t rng = 42;
+    tiny_open(tiny_stack_now, NULL, NULL, NULL);
+    for (int step = 0; step < STEPS; step++) {
+        unsigned i = (unsigned)(rng_next(&rng) % LIVE);
+        if (live[i]) {
+            CHECK(block_intact(live[i], sizes[i], i));
+            harness_free(live[i]);
+            live[i] = NULL;
+        } else {
+            /* Mostly small, like real programs. */
+            uint64_t r = rng_next(&rng);
+            size_t size = (r & 3) ? (size_t)(r >> 8) % 128 + 1 : (size_t)(r >> 8) % 1024 + 1;
+            live[i] = harness_malloc(size);
+            CHECK(live[i]);
+            CHECK_EQ(harness_lookup(live[i]) & 0xffff, tiny_class_of(size));
+            sizes[i] = size;
+            fill_block(live[i], size, i);
+        }
+    }
+    for (unsigned i = 0; i < LIVE; i++)
+        if (live[i]) {
+            CHECK(block_intact(live[i], sizes[i], i));
+            harness_free(live[i]);
+        }
+    harness_thread_exit();
+    struct hak_stats s = harness_stats("ss");
+    CHECK_EQ(s.allocs, s.frees);
+}
+
+/* ---- shipped configs ------------------------------------------------------ */
+
+static const char *config_path;
+
+static void case_config(void)
+{
+    static char text[16384];
+    FILE *f = fopen(config_path, "r");
+    CHECK(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    harness_open(text);
+    void *p[100];
+    for (int i = 0; i < 100; i++) {
+        p[i] = harness_malloc((size_t)i * 11 + 1);
+        CHECK(p[i]);
+    }
+    for (int i = 0; i < 100; i++)
+        harness_free(p[i]);
+    void *big = harness_malloc(5000);
+    CHECK(big);
+    harness_free(big);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "--stress")) {
+        producers = consumers = 4;
+        per_producer = 500000;
+    }
+    for (enum tiny_stack st = 0; st < STACK_COUNT; st++) {
+        tiny_stack_now = st;
+        run_case("producer_consumer", case_producer_consumer);
+        run_case("random_mix", case_random_mix);
+    }
+    static const char *configs[] = {"tiny-nocache.ini", "tiny-unified.ini", "tiny-hot-ring.ini"};
+    static char path[4096];
+    for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+        snprintf(path, sizeof path, "%s/configs/%s", HAKMEM_SOURCE_DIR, configs[i]);
+        config_path = path;
+        printf("config %s\n", configs[i]);
+        run_case("config", case_config);
+    }
+    return 0;
+}
