@@ -572,8 +572,10 @@ int hak_plan_resolve(struct hak_plan *plan, const struct hak_cfg_raw *raw, const
         order_boxes(plan, raw->file, err) || fronts_and_links(plan, raw->file, err) ||
         routes(plan, raw, err) || terminal(plan, raw, err))
         return -1;
-    /* Thread block layout: one cache-line-aligned slice per instance. */
-    uint32_t offset = 0;
+    /* Thread block layout: 64 bytes for the host (an always-empty fast
+     * stack for routes without one), then one cache-line-aligned slice per
+     * instance. */
+    uint32_t offset = 64;
     for (int i = 0; i < plan->instance_count; i++) {
         struct hak_instance *in = &plan->instances[i];
         in->tls_offset = offset;
@@ -593,6 +595,11 @@ int hak_plan_resolve(struct hak_plan *plan, const struct hak_cfg_raw *raw, const
         }
     }
     plan->tls_size = offset;
+    if (plan->tls_size > HAK_NULL_BLOCK_BYTES) {
+        hak_error_set(err, raw->file, 0, "the boxes want %u bytes of per-thread state, more than %u",
+                      plan->tls_size, HAK_NULL_BLOCK_BYTES);
+        return -1;
+    }
     return 0;
 }
 

@@ -35,6 +35,10 @@
 #define HAK_CONFIG_MAX (256 * 1024)
 #define HAK_EXIT_CONFIG 78    /* EX_CONFIG from sysexits.h */
 
+/* Globals the fast paths read: hidden, so libhakmem.so addresses them
+ * relative to the instruction pointer rather than through the GOT. */
+#define HAK_HIDDEN __attribute__((visibility("hidden")))
+
 /* One line of error text, "file:line: [section] key: what was expected". */
 struct hak_error {
     char msg[768];
@@ -150,14 +154,33 @@ int hak_object_dir(const void *addr, char *out, size_t len);
 #define HAK_REGION_TOP_BITS 16  /* addresses below 2^48 */
 #define HAK_REGION_LEAF_BITS 16 /* 4 GB per leaf at 64 KB granules */
 
-extern uint32_t *_Atomic hak_region_top[1u << HAK_REGION_TOP_BITS];
+extern HAK_HIDDEN uint32_t *_Atomic hak_region_top[1u << HAK_REGION_TOP_BITS];
 
-static inline uint32_t hak_region_lookup(const void *p)
+/* Internally an entry may carry HAK_REGION_FAST: the granule's owner has a
+ * front with fast stacks and the tag is one of its classes, so the free
+ * path can push without looking at the owner table. The services and every
+ * other caller see the ABI's (owner << 16) | tag. */
+#define HAK_REGION_FAST 0x80000000u
+
+extern HAK_HIDDEN uint16_t hak_fast_owner;    /* the one owner whose frees take fast stacks; 0: none */
+extern HAK_HIDDEN uint32_t hak_fast_classes;  /* its tags below this have a stack */
+extern HAK_HIDDEN uint32_t hak_fast_base;     /* class 0's stack within a thread block */
+
+static inline uint32_t hak_region_entry(uint16_t owner, uint16_t tag)
+{
+    uint32_t e = ((uint32_t)owner << 16) | tag;
+    if (owner && owner == hak_fast_owner && tag < hak_fast_classes)
+        e |= HAK_REGION_FAST;
+    return e;
+}
+
+static inline uint32_t hak_region_lookup_raw(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    if (HAK_UNLIKELY(a >> 48))
+    uintptr_t hi = a >> 32;
+    if (HAK_UNLIKELY(hi > 0xffff))
         return 0;
-    uint32_t *leaf = atomic_load_explicit(&hak_region_top[a >> 32], memory_order_relaxed);
+    uint32_t *leaf = atomic_load_explicit(&hak_region_top[hi], memory_order_relaxed);
     if (HAK_UNLIKELY(!leaf))
         return 0;
     /* Relaxed atomic: another thread may retag the granule concurrently
@@ -166,9 +189,17 @@ static inline uint32_t hak_region_lookup(const void *p)
                            __ATOMIC_RELAXED);
 }
 
+static inline uint32_t hak_region_lookup(const void *p)
+{
+    return hak_region_lookup_raw(p) & ~HAK_REGION_FAST;
+}
+
 /* Set (owner, tag) for every granule of [p, p + bytes); returns the bytes
  * each previous owner lost through `lost` (indexed by owner), may be NULL. */
 int hak_region_set(const void *p, size_t bytes, uint32_t entry, uint64_t *lost);
+/* Set HAK_REGION_FAST on every entry that now qualifies (at start-up, once
+ * the fast owner is known: boxes may have mapped memory while starting). */
+void hak_region_mark_fast(void);
 void hak_region_fork_prepare(void);
 void hak_region_fork_parent(void);
 void hak_region_fork_child(void);
@@ -177,7 +208,14 @@ void hak_region_fork_child(void);
 
 extern struct hak_plan *hak_plan_active;
 extern _Atomic int hak_runtime_state; /* 0 not started, 1 ready, 2 on glibc */
-extern const struct hak_host hak_host_services;
+extern struct hak_host hak_host_services;
+extern HAK_HIDDEN uint64_t hak_block_secret; /* the fast path's copy of host->block_secret */
+uint64_t hak_make_secret(void);
+
+static inline uint32_t hak_log2_u32(uint32_t n)
+{
+    return 31u - (uint32_t)__builtin_clz(n);
+}
 extern int hak_observer_count;
 
 void *hak_os_map(size_t bytes, size_t align);
@@ -204,6 +242,12 @@ int hak_trim(void);
 
 /* ---- threads ------------------------------------------------------------ */
 
+/* The calling thread's block. A thread that has none (not started yet, or
+ * exited) points at hak_null_block: all zeros, so every fast stack in it is
+ * empty and full at once and the fast paths fall to the slow ones, which
+ * check for it. That spares the fast paths a NULL test. */
+#define HAK_NULL_BLOCK_BYTES (256u * 1024u)
+extern HAK_HIDDEN char hak_null_block[HAK_NULL_BLOCK_BYTES];
 extern __thread char *hak_tls_block __attribute__((tls_model("initial-exec")));
 
 int hak_threads_start(const struct hak_plan *plan);

@@ -3,7 +3,7 @@
  * the host's start-up. Everything here forwards to runtime.c; only the
  * argument checks that the C library specifies live here.
  */
-#include "internal.h"
+#include "fastpath.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,8 +105,8 @@ __attribute__((destructor)) static void hak_at_exit(void)
 
 /* ---- the API ---------------------------------------------------------- */
 
-EXPORT void *malloc(size_t size) { return hak_malloc(size); }
-EXPORT void free(void *p) { hak_free(p); }
+EXPORT void *malloc(size_t size) { return hak_malloc_fast(size); }
+EXPORT void free(void *p) { hak_free_fast(p); }
 EXPORT void *calloc(size_t n, size_t size) { return hak_calloc(n, size); }
 EXPORT void *realloc(void *p, size_t size) { return hak_realloc(p, size); }
 EXPORT size_t malloc_usable_size(void *p) { return hak_usable_size(p); }

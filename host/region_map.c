@@ -48,12 +48,31 @@ int hak_region_set(const void *p, size_t bytes, uint32_t entry, uint64_t *lost)
         if (!leaf)
             return -1;
         uint32_t *slot = &leaf[(a >> HAK_GRANULE_SHIFT) & ((1u << HAK_REGION_LEAF_BITS) - 1)];
-        uint32_t old = __atomic_load_n(slot, __ATOMIC_RELAXED);
+        uint32_t old = __atomic_load_n(slot, __ATOMIC_RELAXED) & ~HAK_REGION_FAST;
         if (lost && old)
             lost[old >> 16] += HAK_GRANULE;
         __atomic_store_n(slot, entry, __ATOMIC_RELEASE);
     }
     return 0;
+}
+
+uint16_t hak_fast_owner;
+uint32_t hak_fast_classes;
+uint32_t hak_fast_base;
+
+void hak_region_mark_fast(void)
+{
+    pthread_mutex_lock(&leaf_lock);
+    for (size_t top = 0; top < (1u << HAK_REGION_TOP_BITS); top++) {
+        uint32_t *leaf = atomic_load_explicit(&hak_region_top[top], memory_order_acquire);
+        for (size_t i = 0; leaf && i < (1u << HAK_REGION_LEAF_BITS); i++) {
+            uint32_t e = __atomic_load_n(&leaf[i], __ATOMIC_RELAXED) & ~HAK_REGION_FAST;
+            if (e)
+                __atomic_store_n(&leaf[i], hak_region_entry((uint16_t)(e >> 16), (uint16_t)e),
+                                 __ATOMIC_RELAXED);
+        }
+    }
+    pthread_mutex_unlock(&leaf_lock);
 }
 
 void hak_region_fork_prepare(void) { pthread_mutex_lock(&leaf_lock); }

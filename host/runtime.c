@@ -6,28 +6,17 @@
  * are one TLS load, one table load and one indirect call into the box. The
  * direct route table has one slot per 16 bytes; a slot whose 16-byte span is
  * split between two routes calls route_split, which sends the request down
- * the general path. Frees go through owners[]: slot 0 is "no box owns it"
+ * the general path. Frees go through hak_owners[]: slot 0 is "no box owns it"
  * (glibc's or start-up memory), slots of page boxes report a bad free.
  */
-#include "internal.h"
+#include "fastpath.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct route_slot {
-    void *(*alloc)(void *tls, size_t size);
-    uint32_t tls_offset;
-};
-
-/* 16 bytes, so the free path indexes it with one shift; what only slow
- * paths need lives in owner_info. */
-struct owner_slot {
-    void (*free)(void *tls, void *p, uint16_t tag);
-    uint32_t free_tls;
-    uint32_t reserved;
-};
+uint64_t hak_block_secret;
 
 struct owner_info {
     uint32_t own_tls;
@@ -36,9 +25,9 @@ struct owner_info {
 
 static void free_foreign(void *tls, void *p, uint16_t tag);
 
-static struct route_slot small_routes[HAK_SMALL_MAX / 16 + 1];
+struct route_slot hak_small_routes[HAK_SMALL_MAX / 16 + 1];
 /* Slot 0 is usable before start: frees of start-up and glibc memory. */
-static struct owner_slot owners[HAK_MAX_INSTANCES + 1] = {
+struct owner_slot hak_owners[HAK_MAX_INSTANCES + 1] = {
     [0] = { .free = free_foreign },
 };
 static struct owner_info owner_info[HAK_MAX_INSTANCES + 1] = {
@@ -86,37 +75,69 @@ static const struct hak_route *route_for(const struct hak_plan *plan, size_t siz
     return &plan->routes[plan->route_count - 1];
 }
 
+/* Does this instance publish fast stacks the host may use? */
+static int has_fast_stacks(const struct hak_plan *plan, const struct hak_instance *in)
+{
+    const struct hak_box_desc *d = in->desc;
+    return !plan->hardened && (d->flags & HAK_BOX_FLAG_FRONT) &&
+           d->fast_stack_stride == HAK_FAST_STACK_STRIDE && d->ops.class_count && d->ops.class_size;
+}
+
+/* The class serving `size` in a box with classes, or -1. */
+static int class_of(const struct hak_instance *in, size_t size)
+{
+    uint32_t n = in->desc->ops.class_count(in->inst);
+    for (uint32_t c = 0; c < n; c++)
+        if (in->desc->ops.class_size(in->inst, c) >= size)
+            return (int)c;
+    return -1;
+}
+
 static void build_tables(const struct hak_plan *plan)
 {
     for (size_t i = 0; i <= HAK_SMALL_MAX / 16; i++) {
         size_t lo = i == 0 ? 1 : i * 16 - 15, hi = i == 0 ? 1 : i * 16;
         const struct hak_route *a = route_for(plan, lo), *b = route_for(plan, hi);
+        hak_small_routes[i].stack_off = 0;
         if (a != b) {
-            small_routes[i].alloc = route_split;
-            small_routes[i].tls_offset = 0;
+            hak_small_routes[i].alloc = route_split;
+            hak_small_routes[i].tls_offset = 0;
             continue;
         }
         const struct hak_instance *in = &plan->instances[a->chain[0]];
-        small_routes[i].alloc = in->desc->ops.alloc;
-        small_routes[i].tls_offset = in->tls_offset;
+        hak_small_routes[i].alloc = in->desc->ops.alloc;
+        hak_small_routes[i].tls_offset = in->tls_offset;
+        if (has_fast_stacks(plan, in)) {
+            /* One class must serve the whole 16-byte span of the slot. */
+            int c = class_of(in, hi);
+            if (c >= 0 && c == class_of(in, lo))
+                hak_small_routes[i].stack_off = in->tls_offset + in->desc->fast_stack_offset +
+                                            (uint32_t)c * in->desc->fast_stack_stride;
+        }
     }
-    owners[0] = (struct owner_slot){ .free = free_foreign };
+    hak_owners[0] = (struct owner_slot){ .free = free_foreign };
     owner_info[0] = (struct owner_info){ .instance = -1 };
     for (int i = 0; i < plan->instance_count; i++) {
         const struct hak_instance *in = &plan->instances[i];
-        struct owner_slot *o = &owners[in->owner];
+        struct owner_slot *o = &hak_owners[in->owner];
         owner_info[in->owner] = (struct owner_info){ .own_tls = in->tls_offset, .instance = i };
         if (in->desc->roles & HAK_ROLE_ALLOC) {
             const struct hak_instance *entry = &plan->instances[in->free_entry];
-            o->free = entry->desc->ops.free;
-            o->free_tls = entry->tls_offset;
+            *o = (struct owner_slot){ .free = entry->desc->ops.free, .free_tls = entry->tls_offset };
+            /* The first owner whose free entry has fast stacks gets the
+             * region map's fast bit (one such owner: the bit is all the
+             * free path looks at). */
+            if (has_fast_stacks(plan, entry) && !(in->desc->flags & HAK_BOX_FLAG_FRONT) && !hak_fast_owner) {
+                hak_fast_base = entry->tls_offset + entry->desc->fast_stack_offset;
+                hak_fast_classes = entry->desc->ops.class_count(entry->inst);
+                hak_fast_owner = in->owner;
+            }
         } else {
-            o->free = free_not_alloc;
-            o->free_tls = 0;
+            *o = (struct owner_slot){ .free = free_not_alloc };
         }
     }
     for (int i = plan->instance_count + 1; i <= HAK_MAX_INSTANCES; i++) {
-        owners[i] = (struct owner_slot){ .free = free_not_alloc };
+        hak_owners[i] = (struct owner_slot){ .free = free_not_alloc };
         owner_info[i] = (struct owner_info){ .instance = -1 };
     }
 }
@@ -164,6 +185,7 @@ static void fork_child(void)
 int hak_runtime_start(struct hak_plan *plan, struct hak_error *err)
 {
     hak_services_resolve_libc();
+    hak_block_secret = hak_host_services.block_secret = hak_make_secret();
     hak_plan_active = plan;
     /* Create lower boxes first: a box's links must point at live instances. */
     for (int k = plan->instance_count - 1; k >= 0; k--) {
@@ -191,6 +213,7 @@ int hak_runtime_start(struct hak_plan *plan, struct hak_error *err)
             hak_observer_count++;
     }
     build_tables(plan);
+    hak_region_mark_fast();
     if (hak_threads_start(plan)) {
         hak_error_set(err, plan->config_name, 0, "cannot set up per-thread state");
         return -1;
@@ -223,7 +246,7 @@ static void *alloc_chain(const struct hak_plan *plan, const struct hak_route *r,
     return NULL;
 }
 
-static __attribute__((noinline)) void *malloc_general(size_t size)
+__attribute__((noinline)) void *hak_malloc_general(size_t size)
 {
     if (size > PTRDIFF_MAX) {
         errno = ENOMEM;
@@ -246,23 +269,21 @@ static __attribute__((noinline)) void *malloc_general(size_t size)
     return p;
 }
 
-void *hak_malloc(size_t size)
+/* The routed box, when its fast stack is empty (or it has none). Out of
+ * line so the fast path above needs no stack frame. */
+__attribute__((noinline)) void *hak_malloc_box(const struct route_slot *slot, char *block, size_t size)
 {
-    char *block = hak_tls_block;
-    if (HAK_LIKELY(block != NULL && size <= HAK_SMALL_MAX)) {
-        const struct route_slot *slot = &small_routes[(size + 15) >> 4];
-        void *p = slot->alloc(block + slot->tls_offset, size);
-        if (HAK_LIKELY(p != NULL))
-            return p;
-    }
-    return malloc_general(size);
+    if (HAK_UNLIKELY(block == hak_null_block))
+        return hak_malloc_general(size);
+    void *p = slot->alloc(block + slot->tls_offset, size);
+    return HAK_LIKELY(p != NULL) ? p : hak_malloc_general(size);
 }
 
-static __attribute__((noinline)) void free_general(void *p, uint32_t entry)
+__attribute__((noinline)) void hak_free_general(void *p, uint32_t entry)
 {
     if (!p)
         return;
-    const struct owner_slot *o = &owners[entry >> 16];
+    const struct owner_slot *o = &hak_owners[entry >> 16];
     if (owner_info[entry >> 16].instance < 0) {
         o->free(NULL, p, (uint16_t)entry);
         return;
@@ -272,17 +293,10 @@ static __attribute__((noinline)) void free_general(void *p, uint32_t entry)
     hak_thread_release(block);
 }
 
-void hak_free(void *p)
-{
-    char *block = hak_tls_block;
-    uint32_t entry = hak_region_lookup(p);
-    if (HAK_LIKELY(block != NULL)) {
-        const struct owner_slot *o = &owners[entry >> 16];
-        o->free(block + o->free_tls, p, (uint16_t)entry);
-        return;
-    }
-    free_general(p, entry);
-}
+/* The exported entry points of the harness and of calloc/realloc; the
+ * malloc API itself inlines hak_malloc_fast/hak_free_fast. */
+void *hak_malloc(size_t size) { return hak_malloc_fast(size); }
+void hak_free(void *p) { hak_free_fast(p); }
 
 void *hak_calloc(size_t n, size_t size)
 {
@@ -402,7 +416,7 @@ void *hak_memalign(size_t align, size_t size)
             p = in->desc->ops.alloc(tls, padded);
             if (p && ((uintptr_t)p & (align - 1))) {
                 uint32_t entry = hak_region_lookup(p);
-                const struct owner_slot *o = &owners[entry >> 16];
+                const struct owner_slot *o = &hak_owners[entry >> 16];
                 o->free(block + o->free_tls, p, (uint16_t)entry);
                 p = NULL;
             }

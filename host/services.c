@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,7 +90,7 @@ static void *svc_map(uint16_t owner, size_t bytes, size_t align, uint16_t tag)
     void *p = hak_os_map(size, align);
     if (!p)
         return NULL;
-    if (hak_region_set(p, size, ((uint32_t)owner << 16) | tag, NULL)) {
+    if (hak_region_set(p, size, hak_region_entry(owner, tag), NULL)) {
         hak_os_unmap(p, size);
         return NULL;
     }
@@ -113,7 +114,7 @@ static void svc_assign(void *p, size_t bytes, uint16_t owner, uint16_t tag)
 {
     size_t size = (bytes + HAK_GRANULE - 1) & ~(HAK_GRANULE - 1);
     uint64_t lost[HAK_MAX_INSTANCES + 1] = { 0 };
-    hak_region_set(p, size, ((uint32_t)owner << 16) | tag, lost);
+    hak_region_set(p, size, hak_region_entry(owner, tag), lost);
     account_lost(lost);
     account(owner, (int64_t)size);
 }
@@ -133,7 +134,7 @@ static void *svc_remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t own
         return NULL;
     if (new_size == old_size)
         return p;
-    uint32_t entry = ((uint32_t)owner << 16) | tag;
+    uint32_t entry = hak_region_entry(owner, tag);
     if (new_size < old_size) {
         uint64_t lost[HAK_MAX_INSTANCES + 1] = { 0 };
         hak_region_set((char *)p + new_size, old_size - new_size, 0, lost);
@@ -320,7 +321,7 @@ static size_t libc_usable_size_service(void *p)
     return hak_libc_usable_size(p);
 }
 
-const struct hak_host hak_host_services = {
+struct hak_host hak_host_services = {
     .abi_version = HAK_BOX_ABI_VERSION,
     .struct_size = sizeof(struct hak_host),
     .page_size = 4096,
@@ -361,3 +362,20 @@ void hak_services_fork_child(void)
 }
 
 void hak_services_resolve_libc(void) { resolve_libc(); }
+
+/* The free-marker secret: from the kernel's AT_RANDOM bytes (no syscall, no
+ * allocation), mixed, and odd so it is never 0. */
+uint64_t hak_make_secret(void)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+    if (r)
+        memcpy(&x, r, sizeof x);
+    x ^= 0x68616b6d656d2d31ull; /* "hakmem-1" */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x | 1;
+}

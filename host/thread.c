@@ -16,7 +16,8 @@
 #include <pthread.h>
 #include <string.h>
 
-__thread char *hak_tls_block __attribute__((tls_model("initial-exec")));
+char hak_null_block[HAK_NULL_BLOCK_BYTES] __attribute__((aligned(64)));
+__thread char *hak_tls_block __attribute__((tls_model("initial-exec"))) = hak_null_block;
 static __thread int tls_exited __attribute__((tls_model("initial-exec")));
 
 struct thread_rec {
@@ -76,7 +77,7 @@ static void retire_block(char *block)
 static void on_thread_exit(void *arg)
 {
     struct thread_rec *rec = arg;
-    hak_tls_block = NULL;
+    hak_tls_block = hak_null_block;
     tls_exited = 1;
     retire_block(rec->block); /* returns holding thread_lock */
     rec->live = 0;
@@ -133,7 +134,7 @@ static char *new_block(void)
 char *hak_thread_acquire(void)
 {
     char *block = hak_tls_block;
-    if (block)
+    if (block != hak_null_block)
         return block;
     if (!tls_exited && tplan) {
         block = new_block();
@@ -153,7 +154,7 @@ void hak_thread_release(char *block)
 void hak_thread_exit_now(void)
 {
     char *block = hak_tls_block;
-    if (!block)
+    if (block == hak_null_block)
         return;
     struct thread_rec *rec = pthread_getspecific(exit_key);
     pthread_setspecific(exit_key, NULL);

@@ -75,13 +75,6 @@ static uint64_t ss_random_word(unsigned which)
     return w;
 }
 
-/* The tiny free-marker secret: derived from the process's AT_RANDOM bytes
- * the same way by every tiny box (README.md, "Free marker"), so a marker
- * written by one box is recognised by any other in the same process. */
-uint64_t ss_tiny_mark_secret(void)
-{
-    return ss_mix64(ss_random_word(0) ^ 0x68616b6d656d2d31ull) | 1;
-}
 
 void ss_event(const struct ss_inst *in, uint16_t type, uint32_t bucket, const void *addr,
               uint64_t bytes, uint64_t count)
@@ -180,7 +173,7 @@ static void *ss_create(const struct hak_host *host, const struct hak_box_config 
     in->granule_index_mask = in->ss_granules - 1;
     in->keep_empty = (uint32_t)v[P_KEEP_EMPTY].i;
     in->orphan_scan = (uint32_t)v[P_ORPHAN_SCAN].i;
-    in->mark_secret = ss_tiny_mark_secret();
+    in->mark_secret = host->block_secret; /* the tiny free-marker convention */
     in->list_key = in->hardened ? ss_mix64(ss_random_word(1) ^ (uintptr_t)in) : 0;
     atomic_init(&in->next_slice_id, 1);
     /* Metadata must fit the first granule (checked by the size range). */

@@ -210,7 +210,6 @@ static inline uint32_t ss_bucket(uint32_t cls)
 {
     return HAK_BUCKET_C0 + (cls < 7 ? cls : 7);
 }
-uint64_t ss_tiny_mark_secret(void);
 
 /* ss_thread.c */
 void ss_tls_init(struct ss_tls *t);

@@ -4,7 +4,6 @@
 #include "hot_ring.h"
 
 #include <string.h>
-#include <sys/auxv.h>
 
 enum {
     P_RING,
@@ -50,25 +49,6 @@ static void hr_error(char *err, size_t len, const char *a, const char *b)
     err[at] = 0;
 }
 
-static uint64_t hr_mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
-/* The tiny free-marker secret (same derivation in every tiny box). */
-static uint64_t hr_tiny_mark_secret(void)
-{
-    uint64_t w = 0x9e3779b97f4a7c15ull;
-    const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
-    if (r)
-        memcpy(&w, r, sizeof w);
-    return hr_mix64(w ^ 0x68616b6d656d2d31ull) | 1;
-}
 
 void hr_event(const struct hr_inst *in, uint16_t type, uint32_t cls, uint64_t count)
 {
@@ -119,7 +99,7 @@ static void *hr_create(const struct hak_host *host, const struct hak_box_config 
     strncpy(in->name, cfg->instance_name ? cfg->instance_name : "tiny_hot_ring",
             sizeof in->name - 1);
     in->nclasses = n;
-    in->secret = hr_tiny_mark_secret();
+    in->secret = host->block_secret; /* the tiny free-marker convention */
     uint32_t slots = 0;
     for (uint32_t c = 0; c < n; c++) {
         size_t size = b->class_size(below->inst, c);

@@ -4,7 +4,6 @@
 #include "unified_cache.h"
 
 #include <string.h>
-#include <sys/auxv.h>
 
 enum {
     P_CAPACITY,
@@ -50,26 +49,6 @@ static void uc_error(char *err, size_t len, const char *a, const char *b)
     err[at] = 0;
 }
 
-static uint64_t uc_mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
-/* The tiny free-marker secret (same derivation in every tiny box). */
-static uint64_t uc_tiny_mark_secret(void)
-{
-    uint64_t w = 0x9e3779b97f4a7c15ull;
-    const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
-    if (r)
-        memcpy(&w, r, sizeof w);
-    return uc_mix64(w ^ 0x68616b6d656d2d31ull) | 1;
-}
-
 void uc_event(const struct uc_inst *in, uint16_t type, uint32_t cls, uint64_t count)
 {
     struct hak_event ev = {
@@ -111,7 +90,7 @@ static void *uc_create(const struct hak_host *host, const struct hak_box_config 
     strncpy(in->name, cfg->instance_name ? cfg->instance_name : "tiny_unified_cache",
             sizeof in->name - 1);
     in->nclasses = n;
-    in->secret = uc_tiny_mark_secret();
+    in->secret = host->block_secret; /* the tiny free-marker convention */
     uint32_t slots = 0;
     for (uint32_t c = 0; c < n; c++) {
         size_t size = b->class_size(below->inst, c);
@@ -187,6 +166,9 @@ static const struct hak_box_desc uc_desc = {
     .links = uc_links,
     .link_count = sizeof uc_links / sizeof uc_links[0],
     .tls_size = sizeof(struct uc_tls),
+    /* The host pops and pushes cls[] itself (hak_fast_stack protocol). */
+    .fast_stack_offset = offsetof(struct uc_tls, cls),
+    .fast_stack_stride = sizeof(struct uc_class),
     .ops = {
         .create = uc_create,
         .destroy = uc_destroy,

@@ -23,7 +23,7 @@ static __attribute__((noinline)) void *uc_alloc_slow(struct uc_tls *t, size_t si
         return NULL;
     UC_ASSERT(in, n <= in->refill[cls] && c->top == c->base);
     t->refills++;
-    c->in += n;
+    c->net += n;
     uc_event(in, HAK_EV_REFILL, cls, n);
     c->top = c->base + n - 1;
     void *p = *c->top;
@@ -97,7 +97,7 @@ void uc_free(void *tls, void *p, uint16_t tag)
     void **top = c->top;
     /* Three reasons to leave: full (or not set up), a free marker already
      * there (double free), not a block start. */
-    if (HAK_UNLIKELY(top == c->limit || *(uintptr_t *)p == mark ||
+    if (HAK_UNLIKELY(top == c->limit || *(uintptr_t *)p == mark || ((uintptr_t)p & c->block_mask) ||
                      ((uintptr_t)p & (HAK_GRANULE - 1)) * c->magic > c->magic_m1)) {
         uc_free_slow(t, p, tag);
         return;
@@ -125,7 +125,7 @@ uint32_t uc_alloc_batch(void *tls, uint32_t cls, void **out, uint32_t n)
         struct uc_class *c = &t->cls[cls];
         while (k < n && c->top != c->base)
             out[k++] = *--c->top;
-        c->out += k;
+        c->net -= k;
     }
     if (k < n)
         k += in->bops->alloc_batch(uc_below_tls(in, t), cls, out + k, n - k);
@@ -141,7 +141,7 @@ void uc_free_batch(void *tls, uint32_t cls, void *const *blocks, uint32_t n)
         struct uc_class *c = &t->cls[cls];
         while (k < n && c->top != c->limit)
             *c->top++ = blocks[k++];
-        c->in += k;
+        c->net += k;
     }
     if (k < n)
         in->bops->free_batch(uc_below_tls(in, t), cls, blocks + k, n - k);

@@ -34,8 +34,11 @@ bool uc_tls_init(struct uc_tls *t)
             cl->limit = cl->base + in->cap[c];
             cl->magic = in->magic[c];
             cl->magic_m1 = in->magic[c] - 1; /* magic 0: test always passes */
+            uint32_t size = in->class_size[c];
+            cl->block_mask = !in->magic[c] ? 0 : (size & (size - 1)) ? 15 : size - 1;
         } else {
             cl->top = cl->base = cl->limit = NULL;
+            cl->block_mask = 0;
             cl->magic = 0;
             cl->magic_m1 = UINT64_MAX;
         }
@@ -65,7 +68,7 @@ void uc_drain(struct uc_tls *t, uint32_t cls, uint32_t n)
     in->bops->free_batch(uc_below_tls(in, t), cls, c->base, n);
     memmove(c->base, c->base + n, (size_t)(count - n) * sizeof(void *));
     c->top -= n;
-    c->out += n;
+    c->net -= n;
     t->drains++;
     uc_event(in, HAK_EV_DRAIN, cls, n);
 }

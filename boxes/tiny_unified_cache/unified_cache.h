@@ -15,6 +15,7 @@
 #include <box_api/hakmem_box.h>
 #include <box_api/hakmem_util.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #define UC_MAX_CLASSES 16
 #define UC_SIZE_INDEX_MAX 128u /* (1024 + 7) >> 3 */
@@ -25,21 +26,34 @@ struct uc_buf {
     void *slots[];
 };
 
+/* Begins with the fields of struct hak_fast_stack, in its order: the host
+ * pops and pushes these stacks itself on its fast path. */
 struct uc_class {
     void **top;   /* next free slot: count = top - base */
     void **base;
     void **limit; /* base + capacity; all three NULL until the slice is set up */
-    /* Block-start test, (p & 0xFFFF) * magic <= magic_m1: blocks start at
-     * multiples of the class size from their granule. magic 0 turns it off. */
-    uint64_t magic, magic_m1;
-    /* Counted per free on the fast path; allocs are derived (see uc_stats):
-     * allocs = in + frees - out - count, so alloc counts nothing. */
+    /* Counted per free on the fast paths (the host's as hak_fast_stack
+     * .pushes); allocs are derived (see uc_stats): allocs = in + frees - out
+     * - count, so alloc counts nothing. */
     uint64_t frees;
-    uint64_t in;  /* blocks that came from below or from a front above */
-    uint64_t out; /* blocks that went below or to a front above */
+    /* The host's quick block-start test: p & block_mask must be 0. */
+    uint64_t block_mask;
+    /* The box's exact block-start test, (p & 0xFFFF) * magic <= magic_m1:
+     * blocks start at multiples of the class size from their granule (any
+     * class size). magic 0 turns it off. */
+    uint64_t magic, magic_m1;
+    /* Blocks that came from below or a front above, less those that went
+     * back (modular arithmetic). */
+    uint64_t net;
 };
 
 _Static_assert(sizeof(struct uc_class) == 64, "one cache line per class");
+_Static_assert(offsetof(struct uc_class, top) == offsetof(struct hak_fast_stack, top) &&
+               offsetof(struct uc_class, base) == offsetof(struct hak_fast_stack, base) &&
+               offsetof(struct uc_class, limit) == offsetof(struct hak_fast_stack, limit) &&
+               offsetof(struct uc_class, frees) == offsetof(struct hak_fast_stack, pushes) &&
+               offsetof(struct uc_class, block_mask) == offsetof(struct hak_fast_stack, block_mask),
+               "uc_class is a hak_fast_stack");
 
 static inline uint32_t uc_count(const struct uc_class *c)
 {
@@ -82,7 +96,7 @@ struct uc_inst {
 
 static inline uint64_t uc_allocs(const struct uc_class *c)
 {
-    return c->in + c->frees - c->out - uc_count(c);
+    return c->net + c->frees - uc_count(c);
 }
 
 /* Invariant checks of debug builds (HAKMEM_DEBUG=1); nothing in release. */
