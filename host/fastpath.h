@@ -34,6 +34,7 @@ extern HAK_HIDDEN struct route_slot hak_small_routes[HAK_SMALL_MAX / 16 + 1];
 extern HAK_HIDDEN struct owner_slot hak_owners[HAK_MAX_INSTANCES + 1];
 
 void *hak_malloc_general(size_t size);
+void *hak_malloc_above_small(size_t size);
 void *hak_malloc_box(const struct route_slot *slot, char *block, size_t size);
 void hak_free_general(void *p, uint32_t entry);
 
@@ -53,7 +54,7 @@ static inline __attribute__((always_inline)) void *hak_malloc_fast(size_t size)
         }
         return hak_malloc_box(slot, block, size);
     }
-    return hak_malloc_general(size);
+    return hak_malloc_above_small(size);
 }
 
 static inline __attribute__((always_inline)) void hak_free_fast(void *p)

@@ -41,6 +41,17 @@ _Atomic int hak_runtime_state;
  * Absent in the test harness, which starts it explicitly. */
 __attribute__((weak)) int hak_lazy_start(void);
 
+/* Sizes above the direct table: the routed box straight from a short
+ * table of (last size, box), one call; the general path only when the box
+ * cannot serve (chains, errno) or the thread has no block. */
+struct big_route {
+    uint64_t hi;
+    void *(*alloc)(void *tls, size_t size);
+    uint32_t tls_offset;
+};
+
+static struct big_route big_routes[HAK_MAX_ROUTES];
+
 static void *route_split(void *tls, size_t size)
 {
     (void)tls;
@@ -114,6 +125,11 @@ static void build_tables(const struct hak_plan *plan)
                 hak_small_routes[i].stack_off = in->tls_offset + in->desc->fast_stack_offset +
                                             (uint32_t)c * in->desc->fast_stack_stride;
         }
+    }
+    for (int i = 0; i < plan->route_count; i++) {
+        const struct hak_instance *in = &plan->instances[plan->routes[i].chain[0]];
+        big_routes[i] = (struct big_route){ .hi = plan->routes[i].hi, .alloc = in->desc->ops.alloc,
+                                            .tls_offset = in->tls_offset };
     }
     hak_owners[0] = (struct owner_slot){ .free = free_foreign };
     owner_info[0] = (struct owner_info){ .instance = -1 };
@@ -267,6 +283,20 @@ __attribute__((noinline)) void *hak_malloc_general(size_t size)
     if (!p)
         errno = ENOMEM;
     return p;
+}
+
+__attribute__((noinline)) void *hak_malloc_above_small(size_t size)
+{
+    char *block = hak_tls_block;
+    if (HAK_LIKELY(block != hak_null_block && size <= PTRDIFF_MAX)) {
+        const struct big_route *r = big_routes;
+        while (size > r->hi)
+            r++;
+        void *p = r->alloc(block + r->tls_offset, size);
+        if (HAK_LIKELY(p != NULL))
+            return p;
+    }
+    return hak_malloc_general(size);
 }
 
 /* The routed box, when its fast stack is empty (or it has none). Out of

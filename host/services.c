@@ -62,7 +62,8 @@ static void account(uint16_t owner, int64_t delta)
 
 static void account_lost(const uint64_t *lost)
 {
-    for (int i = 1; i <= HAK_MAX_INSTANCES; i++)
+    int n = hak_plan_active ? hak_plan_active->instance_count : HAK_MAX_INSTANCES;
+    for (int i = 1; i <= n; i++)
         if (lost[i])
             account((uint16_t)i, -(int64_t)lost[i]);
 }

@@ -61,6 +61,7 @@ static struct {
     int no_fork;
     int foreign_ok;
     const char *only;
+    char command_line[4096]; /* the arguments, for the rerun hint */
 } opt;
 
 static char config_text[32768];
@@ -1488,6 +1489,8 @@ static void run_case(const struct bt_case *c, struct case_result *res)
                  sig == SIGALRM ? ": timed out (a deadlock or a very slow box?)"
                  : sig == SIGABRT ? ": an abort, e.g. host->bad_free or an assertion"
                  : sig == SIGSEGV ? ": a crash" : "");
+    } else if (WEXITSTATUS(status) == 1) {
+        return; /* a failed check: its message says it all */
     } else {
         snprintf(why, sizeof why, "exited with status %d", WEXITSTATUS(status));
     }
@@ -1610,6 +1613,16 @@ static int parse_args(int argc, char **argv)
         usage(stderr);
         return -1;
     }
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--case") || !strcmp(argv[i], "-v") || !strcmp(argv[i], "--no-fork")) {
+            i += !strcmp(argv[i], "--case");
+            continue;
+        }
+        size_t used = strlen(opt.command_line);
+        int quote = strpbrk(argv[i], " \t'\"$") != NULL;
+        snprintf(opt.command_line + used, sizeof opt.command_line - used, "%s%s%s%s", used ? " " : "",
+                 quote ? "'" : "", argv[i], quote ? "'" : "");
+    }
     if (opt.threads < 1 || opt.threads > 64 || opt.ops < 1 || opt.max_granules < 1 || opt.max_granules > 1000 ||
         opt.timeout < 1) {
         fprintf(stderr, "hakmem boxtest: --threads 1..64, --ops >= 1, --granules 1..1000, --timeout >= 1\n");
@@ -1679,8 +1692,8 @@ static int run_suite(const struct hak_box_desc *d)
     printf("%s: %d passed, %d failed", failed ? "FAILED" : "ok", passed, failed);
     printf(skipped ? ", %d skipped (--case)\n" : "\n", skipped);
     if (failed)
-        printf("rerun one case with: hakmem boxtest %s --case NAME -v (stress seed %llu)\n", opt.box,
-               (unsigned long long)opt.seed);
+        printf("rerun one case with: hakmem boxtest %s --case NAME -v   (under gdb: add --no-fork)\n",
+               opt.command_line);
     return failed ? 1 : 0;
 }
 
