@@ -79,7 +79,7 @@ enum hak_on_error { HAK_ON_ERROR_EXIT, HAK_ON_ERROR_FALLBACK };
 
 struct hak_instance {
     char name[HAK_NAME_MAX];
-    char plugin[HAK_NAME_MAX];
+    char plugin[HAK_VALUE_MAX]; /* a name, or a path to a .so */
     char path[PATH_MAX];
     const struct hak_box_desc *desc;
     void *inst;

@@ -60,7 +60,7 @@ static int join_path(char *out, size_t len, const char *base_dir, const char *di
 static int find_plugin(const char *plugin, const char *config_dir, const char *box_dir,
                        const char *lib_dir, char *path, size_t path_len, char *tried, size_t tried_len)
 {
-    char file[HAK_NAME_MAX + 16];
+    char file[HAK_VALUE_MAX + 16];
     int privileged = is_privileged();
     tried[0] = '\0';
     if (strchr(plugin, '/')) {

@@ -149,18 +149,22 @@ static void *svc_remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t own
         void *target = hak_os_map(new_size, HAK_GRANULE);
         if (!target)
             return NULL;
+        /* Clear the old range BEFORE the move: once moved, the kernel may
+         * hand the old addresses to another thread's map, whose entries a
+         * later clear would wipe. The block is the caller's, so nobody else
+         * looks it up meanwhile. */
+        uint64_t lost[HAK_MAX_INSTANCES + 1] = { 0 };
+        hak_region_set(p, old_size, 0, lost);
         q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
         if (q == MAP_FAILED) {
+            hak_region_set(p, old_size, entry, NULL);
             hak_os_unmap(target, new_size);
             return NULL;
         }
+        account_lost(lost);
     }
-    uint64_t lost[HAK_MAX_INSTANCES + 1] = { 0 };
-    if (q != p)
-        hak_region_set(p, old_size, 0, lost);
-    account_lost(lost);
     hak_region_set(q, new_size, entry, NULL);
-    account(owner, (int64_t)new_size);
+    account(owner, (int64_t)(q == p ? new_size - old_size : new_size));
     /* Observers see a move as the old span returned and the new one mapped,
      * a growth in place as the extra bytes mapped. */
     if (q != p) {

@@ -12,8 +12,9 @@ tests/deps.sh
 jobs=$(nproc)
 build() { # dir, cmake args...
   local dir=$1; shift
-  cmake -S . -B "$dir" -DHAKMEM_ONLY_SUITES= -DHAKMEM_ONLY_BOXES= "$@" > "$dir.configure.log" 2>&1 \
-    || { cat "$dir.configure.log"; exit 1; }
+  mkdir -p "$dir"
+  cmake -S . -B "$dir" -DHAKMEM_ONLY_SUITES= -DHAKMEM_ONLY_BOXES= "$@" > "$dir/configure.log" 2>&1 \
+    || { cat "$dir/configure.log"; exit 1; }
   cmake --build "$dir" -j "$jobs"
 }
 mkdir -p build build-asan build-tsan

@@ -1246,7 +1246,8 @@ static void usage(FILE *out)
             "  --case NAME          run only this case (and start)\n"
             "  --foreign            accept blocks the region map does not know (glibc's: the system box)\n"
             "  --no-fork            run the cases in this process (for a debugger; stops at the first failure)\n"
-            "  -v                   show the config and every case's output\n");
+            "  -v                   show the config and every case's output\n"
+            "exit status: 0 every case passed, 1 a case failed, 2 bad arguments or a config the host refused\n");
 }
 
 /* Append to config_text. */
@@ -1645,6 +1646,19 @@ static int run_suite(const struct hak_box_desc *d)
 {
     char err[1024];
     int passed = 0, failed = 0, skipped = 0;
+    if (opt.only) {
+        int known = 0;
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+            known |= (!cases[i].role || (d->roles & cases[i].role)) && !strcmp(cases[i].name, opt.only);
+        if (!known) {
+            fprintf(stderr, "hakmem boxtest: --case %s: no such case for this box; its cases:", opt.only);
+            for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+                if (!cases[i].role || (d->roles & cases[i].role))
+                    fprintf(stderr, " '%s'", cases[i].name);
+            fprintf(stderr, "\n");
+            return 2;
+        }
+    }
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const struct bt_case *c = &cases[i];
         if (c->role && !(d->roles & c->role))

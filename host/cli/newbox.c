@@ -1126,14 +1126,16 @@ struct role {
 
 static const struct role roles[] = {
     { "alloc", tmpl_alloc_c, tmpl_alloc_ini, alloc_params,
-      "A size-class arena: requests up to `max_size` are rounded up to a power of two,\n"
-      "and each class carves its blocks from chunks of its own (from `host->map`, or from\n"
-      "a page box linked as `pages`), tagged with the class in the region map. Freed blocks\n"
-      "go on per-thread lists, the overflow to a shared list per class. A starting point:\n"
-      "chunks are never given back.",
+      "A size-class arena: requests up to `max_size`\n"
+      "are rounded up to a power of two, and each class carves its blocks from chunks\n"
+      "of its own (from `host->map`, or from a page box linked as `pages`), tagged\n"
+      "with the class in the region map. Freed blocks go on per-thread lists, the\n"
+      "overflow to a shared list per class. A starting point: chunks are never given\n"
+      "back.",
       " --range 1-1K",
-      "sizes and alignments in 1..1K, usable_size, region-map\n"
-      "ownership, frees from other threads, thread exit, fork and a seeded stress",
+      "sizes and alignments in 1..1K,\n"
+      "usable_size, region-map ownership, frees from other threads, thread exit,\n"
+      "fork and a seeded stress",
       "^5888890\\n$", "tiny-unified.ini", "random_mixed,random_mixed_256" },
     { "pages", tmpl_pages_c, tmpl_pages_ini, pages_params,
       "A cache of freed page spans for the boxes linked to it with\n"
@@ -1141,16 +1143,17 @@ static const struct role roles[] = {
       "handed out again for a request of the same size; the rest goes to the page box\n"
       "linked as `below`, or to the host.",
       "",
-      "spans of 1..32 granules, alignment, ownership handed\n"
-      "over and back, reuse, other threads, fork and a seeded stress",
+      "spans of 1..32 granules,\n"
+      "alignment, ownership handed over and back, reuse, other threads, fork and a\n"
+      "seeded stress",
       "^5888890\\n$", "page-arena-on.ini", "vm_mixed,mid_large_mt" },
     { "observer", tmpl_observer_c, tmpl_observer_ini, observer_params,
       "Counts the events boxes report (fresh memory, mappings,\n"
       "refills, drains, remote frees, reuse) per type and size bucket, and logs them\n"
       "with every box's counters at exit.",
       "",
-      "the box starts, takes the events of five threads and\n"
-      "writes its report",
+      "the box starts, takes the\n"
+      "events of five threads and writes its report",
       "5888890.*report for|report for.*5888890", "telemetry.ini", "vm_mixed" },
 };
 
@@ -1366,8 +1369,7 @@ int cmd_new_box(int argc, char **argv)
         write_template(dir_buf, "README.md", tmpl_readme, subs, n) ||
         write_template(dir_buf, ".gitignore", tmpl_gitignore, subs, n))
         return 1;
-    printf("next:\n  cd %s\n  cmake -S . -B build%s%s\n  cmake --build build\n  ctest --test-dir build "
-           "--output-on-failure\n", dir_buf, hints[0] ? "" : " -DCMAKE_PREFIX_PATH=<hakmem install prefix>",
-           "");
+    printf("next:\n  cd %s\n  cmake -S . -B build%s\n  cmake --build build\n  ctest --test-dir build "
+           "--output-on-failure\n", dir_buf, hints[0] ? "" : " -DCMAKE_PREFIX_PATH=<hakmem install prefix>");
     return 0;
 }
