@@ -1,0 +1,56 @@
+"""The workloads: one row of the tables per entry.
+"""
+
+class Workload:
+    """One row of the table: a binary and its arguments.
+
+    args: always passed; quick: appended with --quick (tiny counts, for tests);
+    instr: two argument lists whose op counts differ, for --instructions (the
+    difference of the two runs' instruction counts over the difference of
+    their ops is the steady-state cost per op, without start-up and set-up);
+    None for multi-threaded workloads, which callgrind serialises.
+    """
+
+    def __init__(self, name, binary, args, quick, instr=None, instr_quick=None, doc=""):
+        self.name = name
+        self.binary = binary
+        self.args = list(args)
+        self.quick = list(quick)
+        self.instr = instr
+        self.instr_quick = instr_quick or instr
+        self.doc = doc
+
+
+WORKLOADS = [
+    Workload("random_mixed", "random_mixed", [], ["--cycles=200000"],
+             instr=(["--cycles=100000"], ["--cycles=200000"]),
+             instr_quick=(["--cycles=20000"], ["--cycles=40000"]),
+             doc="seed's Random Mixed: 8192 slots, 16-1040 B, 10M cycles"),
+    Workload("random_mixed_256", "random_mixed", ["--size=256"], ["--cycles=200000"],
+             instr=(["--cycles=100000"], ["--cycles=200000"]),
+             instr_quick=(["--cycles=20000"], ["--cycles=40000"]),
+             doc="Random Mixed at a fixed 256 B"),
+    Workload("mid_large_mt", "mid_large_mt", [], ["--cycles=20000"],
+             doc="2 threads, 8-32 KB slot loops, a byte per page"),
+    Workload("mid_large_mt_2k", "mid_large_mt", ["--size=2048"], ["--cycles=20000"],
+             doc="2 threads, fixed 2 KB"),
+    Workload("vm_mixed", "vm_mixed", [], ["--cycles=2000"],
+             instr=(["--cycles=2000"], ["--cycles=4000"]),
+             instr_quick=(["--cycles=500"], ["--cycles=1000"]),
+             doc="1 thread, 256 slots, 64 KB-2 MB, every page touched"),
+    Workload("larson", "larson", [], ["--rounds=4", "--ops=5000"],
+             doc="server: 2 workers rotating partitions, frees of others' blocks"),
+    Workload("producer_consumer", "producer_consumer", [], ["--count=20000"],
+             doc="1 producer -> 1 consumer: every free is remote"),
+    Workload("realloc_chain", "realloc_chain", [], ["--cycles=5000"],
+             instr=(["--cycles=5000"], ["--cycles=10000"]),
+             instr_quick=(["--cycles=2000"], ["--cycles=4000"]),
+             doc="64 buffers grown by realloc 1.5x up to 1 MB"),
+    Workload("fragmentation", "fragmentation", [], ["--count=5000"],
+             instr=(["--count=10000"], ["--count=20000"]),
+             instr_quick=(["--count=2000"], ["--count=4000"]),
+             doc="200K blocks, free 90% at random, RSS after"),
+    Workload("thread_churn", "thread_churn", [], ["--threads=20", "--allocs=500"],
+             doc="1000 short threads, 2 at a time, leaving 10% behind"),
+]
+WORKLOAD_BY_NAME = {w.name: w for w in WORKLOADS}
