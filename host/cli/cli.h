@@ -14,9 +14,8 @@ int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_boxes(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
-/* Weak while these land one by one; main.c says so if one is absent. */
-__attribute__((weak)) int cmd_report(int argc, char **argv);  /* report.c */
-__attribute__((weak)) int cmd_new_box(int argc, char **argv); /* newbox.c */
-__attribute__((weak)) int cmd_boxtest(int argc, char **argv); /* boxtest.c */
+int cmd_report(int argc, char **argv);  /* report.c: telemetry JSON, one run or two */
+int cmd_new_box(int argc, char **argv); /* newbox.c: scaffold an out-of-tree box */
+int cmd_boxtest(int argc, char **argv); /* boxtest.c: conformance suite for a box */
 
 #endif
