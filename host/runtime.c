@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 uint64_t hak_block_secret;
 
@@ -59,12 +60,28 @@ static void *route_split(void *tls, size_t size)
     return NULL;
 }
 
+/* In hardened mode, is the page holding glibc's chunk header of p mapped?
+ * A second free of a block a box already returned to the OS lands here
+ * (its granules have no owner any more); glibc would crash reading it. */
+static int header_unmapped(const void *p)
+{
+    uintptr_t page = ((uintptr_t)p - 16) & ~(uintptr_t)4095;
+    int saved = errno;
+    int gone = msync((void *)page, 4096, MS_ASYNC) == -1 && errno == ENOMEM;
+    errno = saved;
+    return gone;
+}
+
 static void free_foreign(void *tls, void *p, uint16_t tag)
 {
     (void)tls;
     (void)tag;
     if (!p || hak_bootstrap_owns(p))
         return;
+    if (HAK_UNLIKELY(hak_plan_active && hak_plan_active->hardened) && header_unmapped(p)) {
+        hak_host_services.bad_free("host", "free(): pointer to unmapped memory (double free of a released block?)", p);
+        return;
+    }
     __libc_free(p);
 }
 

@@ -30,8 +30,9 @@ void *hak_os_map(size_t bytes, size_t align)
     size_t span = bytes + align - (size_t)sysconf(_SC_PAGESIZE);
     if (span < bytes)
         return NULL;
-    char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                     -1, 0);
+    /* No MAP_NORESERVE: memory a box hands out must be backed, and the
+     * kernel's overcommit check is what turns malloc(2^44) into ENOMEM. */
+    char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
         return NULL;
     char *p = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
@@ -92,6 +93,7 @@ static void *svc_map(uint16_t owner, size_t bytes, size_t align, uint16_t tag)
     if (!p)
         return NULL;
     if (hak_region_set(p, size, hak_region_entry(owner, tag), NULL)) {
+        hak_region_set(p, size, 0, NULL); /* what was set before the failure */
         hak_os_unmap(p, size);
         return NULL;
     }

@@ -22,7 +22,7 @@ build build -DCMAKE_BUILD_TYPE=Release
 build build-asan -DCMAKE_BUILD_TYPE=Debug -DHAKMEM_SANITIZE=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
 build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHAKMEM_TSAN=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
 status=0
-(cd build-asan && ctest -L box --output-on-failure -j "$jobs") || status=1
+(cd build-asan && ctest -L 'box|fuzz' --output-on-failure -j "$jobs") || status=1
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1" ctest -L box --output-on-failure -j "$jobs") || status=1
 (cd build && ctest --output-on-failure -j "$jobs" -LE stress) || status=1
 exit $status

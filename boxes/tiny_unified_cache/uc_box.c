@@ -90,6 +90,7 @@ static void *uc_create(const struct hak_host *host, const struct hak_box_config 
     strncpy(in->name, cfg->instance_name ? cfg->instance_name : "tiny_unified_cache",
             sizeof in->name - 1);
     in->nclasses = n;
+    in->hardened = cfg->hardened;
     in->secret = host->block_secret; /* the tiny free-marker convention */
     uint32_t slots = 0;
     for (uint32_t c = 0; c < n; c++) {

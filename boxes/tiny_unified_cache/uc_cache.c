@@ -62,7 +62,7 @@ static __attribute__((noinline)) void uc_free_slow(struct uc_tls *t, void *p, ui
             in->bops->free(uc_below_tls(in, t), p, tag);
         return;
     }
-    if (tag >= in->nclasses) { /* not a class block: below knows what it is */
+    if (tag >= in->nclasses || in->hardened) { /* below knows what it is */
         in->bops->free(uc_below_tls(in, t), p, tag);
         return;
     }

@@ -35,7 +35,8 @@ bool uc_tls_init(struct uc_tls *t)
             cl->magic = in->magic[c];
             cl->magic_m1 = in->magic[c] - 1; /* magic 0: test always passes */
             uint32_t size = in->class_size[c];
-            cl->block_mask = !in->magic[c] ? 0 : (size & (size - 1)) ? 15 : size - 1;
+            cl->block_mask = in->hardened ? UINT64_MAX
+                             : !in->magic[c] ? 0 : (size & (size - 1)) ? 15 : size - 1;
         } else {
             cl->top = cl->base = cl->limit = NULL;
             cl->block_mask = 0;

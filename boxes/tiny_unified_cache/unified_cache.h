@@ -90,6 +90,11 @@ struct uc_inst {
     uint16_t cls_off[UC_SIZE_INDEX_MAX + 8];
     uint32_t buf_slots;
     uint64_t secret;
+    /* host.hardened: frees are not cached but given to the box below,
+     * which checks each one against its own metadata (a block never handed
+     * out, say). The stacks' block_mask is all ones, so the fast paths
+     * always fall to uc_free_slow. */
+    int hardened;
     hak_spinlock pool_lock;
     struct uc_buf *pool;
 };
