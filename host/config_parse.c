@@ -201,7 +201,9 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 int hak_config_parse_text(struct hak_cfg_raw *raw, const char *text, size_t len,
                           const char *file, struct hak_error *err)
 {
-    memset(raw, 0, sizeof *raw);
+    /* Not a memset of the whole table (200 KB of static storage): entries
+     * are written whole as they are added. */
+    raw->entry_count = 0;
     snprintf(raw->file, sizeof raw->file, "%s", file);
     struct parse_ctx ctx = { .raw = raw, .err = err, .text = text, .len = len };
     int rc = ini_parse_stream(read_line, &ctx, on_entry, &ctx);

@@ -5,6 +5,7 @@
  */
 #include "internal.h"
 
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -152,6 +153,25 @@ static int parse_value(const struct hak_param *p, const char *text, struct hak_v
     }
     }
     return -1;
+}
+
+/* Keep a parameter's text in the plan's pool and parse it there. -1 when it
+ * does not fit the schema (or, for absurd configs, the pool is full). */
+static int store_value(struct hak_plan *plan, struct hak_instance *in, uint32_t p, const char *text)
+{
+    size_t len = strlen(text) + 1;
+    if (plan->text_used + len > sizeof plan->text_pool ||
+        plan->list_used + HAK_PARAM_LIST_MAX > sizeof plan->list_pool / sizeof *plan->list_pool)
+        return -1;
+    char *copy = plan->text_pool + plan->text_used;
+    memcpy(copy, text, len);
+    plan->text_used += len;
+    in->value_text[p] = copy;
+    uint64_t *lists = plan->list_pool + plan->list_used;
+    if (parse_value(&in->desc->params[p], copy, &in->values[p], lists))
+        return -1;
+    plan->list_used += in->values[p].count;
+    return 0;
 }
 
 static int set_name(char *dst, size_t cap, const char *src)
@@ -304,8 +324,7 @@ static int box_keys(struct hak_plan *plan, const struct hak_cfg_raw *raw, struct
         for (uint32_t p = 0; p < d->param_count && !done; p++) {
             if (strcmp(d->params[p].name, e->key))
                 continue;
-            snprintf(in->value_text[p], HAK_VALUE_MAX, "%s", e->value);
-            if (parse_value(&d->params[p], in->value_text[p], &in->values[p], in->value_lists[p])) {
+            if (store_value(plan, in, p, e->value)) {
                 char want[160];
                 FAIL(e, "[%s] %s: expected %s, got '%s'", e->section, e->key,
                      type_expectation(&d->params[p], want, sizeof want), e->value);
@@ -328,8 +347,7 @@ static int box_keys(struct hak_plan *plan, const struct hak_cfg_raw *raw, struct
             if (in->value_line[p])
                 continue;
             const char *def = d->params[p].default_value ? d->params[p].default_value : "";
-            snprintf(in->value_text[p], HAK_VALUE_MAX, "%s", def);
-            if (parse_value(&d->params[p], in->value_text[p], &in->values[p], in->value_lists[p])) {
+            if (store_value(plan, in, p, def)) {
                 hak_error_set(err, in->path, 0, "plugin %s: default '%s' of parameter %s does not fit its own schema",
                               in->plugin, def, d->params[p].name);
                 return -1;
@@ -550,7 +568,11 @@ static int terminal(struct hak_plan *plan, const struct hak_cfg_raw *raw, struct
 int hak_plan_resolve(struct hak_plan *plan, const struct hak_cfg_raw *raw, const char *lib_dir,
                      struct hak_error *err)
 {
-    memset(plan, 0, sizeof *plan);
+    /* Zero the header, not the pools and instance array: each instance is
+     * cleared when declared, and untouched static pages cost no RSS. */
+    memset(plan, 0, offsetof(struct hak_plan, instances));
+    plan->route_count = 0;
+    plan->text_used = plan->list_used = 0;
     snprintf(plan->config_name, sizeof plan->config_name, "%s", raw->file);
     const char *slash = strrchr(raw->file, '/');
     if (slash && raw->file[0] != '(')

@@ -87,8 +87,7 @@ struct hak_instance {
     uint32_t tls_offset;
     int line;             /* the [box.NAME] line */
     struct hak_value values[HAK_MAX_PARAMS];
-    char value_text[HAK_MAX_PARAMS][HAK_VALUE_MAX];
-    uint64_t value_lists[HAK_MAX_PARAMS][HAK_PARAM_LIST_MAX];
+    const char *value_text[HAK_MAX_PARAMS]; /* in the plan's text pool */
     int value_line[HAK_MAX_PARAMS]; /* 0 = default */
     int link_target[HAK_MAX_LINKS]; /* instance index, -1 = unset */
     struct hak_link links[HAK_MAX_LINKS];
@@ -122,6 +121,12 @@ struct hak_plan {
     struct hak_route routes[HAK_MAX_ROUTES];
     int order[HAK_MAX_INSTANCES]; /* chain order: fronts, tiers, pages, observers */
     uint32_t tls_size;        /* bytes of one thread block */
+    /* Parameter texts and size lists, packed: the plan is a static of the
+     * preloaded host, and every page of it the start-up touches is RSS of
+     * every program. */
+    size_t text_used, list_used;
+    char text_pool[32 * 1024];
+    uint64_t list_pool[2048];
 };
 
 /* Parse the raw config's [host] on_config_error early, so a later error

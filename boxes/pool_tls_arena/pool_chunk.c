@@ -427,8 +427,10 @@ size_t pool_reclaim_orphans(struct pool_tls *t, unsigned max)
 /* ---- thread exit -------------------------------------------------------- */
 
 /* Empty slabs are released and empty chunks returned; the rest become
- * orphans with their dirty granules decommitted (nobody will touch them
- * soon). */
+ * orphans. Their dirty granules age one generation (the old ones are
+ * decommitted), not all at once: the next thread usually adopts an orphan
+ * soon, and memory decommitted here faults again there (thread_churn:
+ * 374k minor faults for 1000 threads before, against mimalloc's 4.7k). */
 void pool_thread_exit(void *inst, void *tls)
 {
     struct pool_inst *in = inst;
@@ -442,7 +444,7 @@ void pool_thread_exit(void *inst, void *tls)
             pool_chunk_give_back(in, hak_link_tls(t, &in->pages), ch);
             continue;
         }
-        pool_chunk_age(in, ch, true);
+        pool_chunk_age(in, ch, false);
         for (unsigned w = 0; w < pool_chunk_words(ch); w++) {
             uint64_t bits = ch->slab_start[w];
             while (bits) {
