@@ -122,12 +122,15 @@ static void case_producer_consumer(void)
     CHECK_EQ(s.allocs, s.frees);
     CHECK_EQ(harness_stats(tiny_top()).allocs, expect);
     CHECK_EQ(harness_stats(tiny_top()).frees, expect);
-    /* More rounds do not grow the heap beyond the first round's use by
-     * more than a SuperSlab: memory freed remotely is reused. */
+    /* More rounds do not grow the heap: memory freed remotely is reused.
+     * How many SuperSlabs are partly in use at once depends on scheduling
+     * (2 or 4 MB here, and once 6 MB in CI), so the bound is two
+     * SuperSlabs over the first round, after four more rounds: a leak of a
+     * SuperSlab per round fails it. */
     uint64_t mapped = harness_bytes_mapped("ss");
-    run_round();
-    run_round();
-    CHECK(harness_bytes_mapped("ss") <= mapped + ((uint64_t)2 << 20));
+    for (int r = 0; r < 4; r++)
+        run_round();
+    CHECK(harness_bytes_mapped("ss") <= mapped + ((uint64_t)4 << 20));
 }
 
 /* ---- random single-thread mix ------------------------------------------- */
