@@ -10,7 +10,7 @@
 
 #include <stdatomic.h>
 
-#include "span_ring.h"
+#include <box_api/hakmem_span_ring.h>
 
 #define HOT_TLS_MAX 64     /* per-thread slots, compiled in: tls_size is fixed */
 #define HOT_BATCH_MAX 64   /* spans moved per locked section */

@@ -19,7 +19,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
-#include "span_ring.h"
+#include <box_api/hakmem_span_ring.h>
 
 #define WARM_BUCKETS 3
 #define WARM_DOWN_MAX 128 /* spans released per call, at most */

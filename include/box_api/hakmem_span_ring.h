@@ -1,15 +1,15 @@
 /*
- * A ring of cached spans used as a stack with an old end: the box pushes and
+ * Part of the box kit (header-only, no state): a ring of cached spans used
+ * as a stack with an old end, for page boxes (page_hot, span_warm): the box pushes and
  * pops at the top (LIFO: the most recently freed span, the one most likely
  * still in cache, goes out first) and releases idle spans from the bottom.
  * Spans enter at the top in time order, so the bottom is always the oldest
  * and an idle sweep stops at the first span that is not idle.
  *
- * The caller holds the lock guarding the ring. (span_warm has the same
- * file: boxes are separate .so files and share no sources.)
+ * The caller holds the lock guarding the ring.
  */
-#ifndef HAKBOX_PAGE_HOT_SPAN_RING_H
-#define HAKBOX_PAGE_HOT_SPAN_RING_H
+#ifndef HAKMEM_SPAN_RING_H
+#define HAKMEM_SPAN_RING_H
 
 #include <stdint.h>
 
