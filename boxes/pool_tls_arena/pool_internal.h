@@ -114,6 +114,8 @@ struct pool_chunk {
     struct pool_chunk *avail_next, *avail_prev; /* thread's chunks with room */
     uint32_t free_granules;
     bool avail;                               /* on the thread's avail list */
+    uint64_t orphan_dirty;                    /* committed free bytes counted in
+                                                 pool_inst.orphan_dirty */
     uint8_t slab_of[POOL_CHUNK_MAX_GRANULES]; /* granule -> its slab's first */
     _Alignas(64) struct pool_slab slab[];     /* indexed by first granule */
 };
@@ -143,6 +145,9 @@ struct pool_inst {
     hak_spinlock lock;                /* orphans and free pending sets */
     struct pool_chunk *orphans, *orphans_tail; /* FIFO through next */
     _Atomic uint32_t orphan_count;
+    /* Free but committed bytes that orphans keep for the next thread to
+     * adopt, at most dirty_max; beyond it an orphan is decommitted whole. */
+    _Atomic uint64_t orphan_dirty;
     struct pool_pending *free_pending;
     char name[64];
 };
