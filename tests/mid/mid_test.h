@@ -7,17 +7,13 @@
 #define MID_TEST_H
 
 #include "box_harness.h"
+#include "case_runner.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 #define KB ((size_t)1 << 10)
 #define MB ((size_t)1 << 20)
-
-/* Run fn in a child; fail unless it exits 0. */
-void run_case(const char *name, void (*fn)(void));
-/* Run fn in a child with stderr captured; expect SIGABRT and `expect`. */
-void run_abort_case(const char *name, void (*fn)(void), const char *expect);
 
 /* The suite's config: routes 1-1024 = large, 1025-52K = pool,
  * 53249-2M = l25, 2097153-max = large; extra lines for [host], [box.pool]
@@ -37,7 +33,6 @@ int check_pages(const void *p, size_t n, uint32_t seed);
 /* Bytes of [p, p + n) resident in memory; unmapped parts count as 0. */
 size_t resident_bytes(const void *p, size_t n);
 
-void sleep_ms(unsigned ms);
 uint32_t rng_next(uint32_t *state);
 
 /* The box's trim on this thread's slice, as malloc_trim does. */

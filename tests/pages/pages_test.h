@@ -7,6 +7,7 @@
 #define PAGES_TEST_H
 
 #include "box_harness.h"
+#include "case_runner.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -14,12 +15,6 @@
 #define KB ((size_t)1 << 10)
 #define MB ((size_t)1 << 20)
 #define G64 HAK_GRANULE
-
-/* Run fn in a child; fail unless it exits 0. */
-void run_case(const char *name, void (*fn)(void));
-/* Run fn in a child with stderr captured; expect it to die of SIGABRT and
- * to have printed `expect`. */
-void run_abort_case(const char *name, void (*fn)(void), const char *expect);
 
 /* A page box instance's pages_alloc / pages_free on this thread's slice. */
 void *pa_alloc(const char *inst, size_t bytes, size_t align, uint16_t owner, uint16_t tag);
@@ -33,7 +28,6 @@ uint32_t entry(uint16_t owner, uint16_t tag);
 size_t resident_pages(const void *p, size_t bytes);
 size_t page_count(size_t bytes);
 
-void sleep_ms(unsigned ms);
 /* True if every byte of [p, p + n) is c. */
 int all_bytes(const void *p, size_t n, unsigned char c);
 

@@ -56,59 +56,6 @@ unsigned tiny_class_of(size_t size)
     return c;
 }
 
-void run_case(const char *name, void (*fn)(void))
-{
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        fn();
-        fflush(stdout);
-        _exit(0);
-    }
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "case %s [%s] failed (status 0x%x)\n", name,
-                tiny_stack_name(tiny_stack_now), status);
-        abort();
-    }
-    printf("ok %s [%s]\n", name, tiny_stack_name(tiny_stack_now));
-}
-
-void run_abort_case(const char *name, void (*fn)(void), const char *expect)
-{
-    int fds[2];
-    CHECK(pipe(fds) == 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], 2);
-        fn();
-        _exit(0); /* reaching here is the failure */
-    }
-    close(fds[1]);
-    char buf[8192];
-    size_t len = 0;
-    ssize_t n;
-    while (len < sizeof buf - 1 && (n = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)n;
-    buf[len] = 0;
-    close(fds[0]);
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT || !strstr(buf, expect)) {
-        fprintf(stderr, "case %s [%s]: expected an abort saying '%s', got status 0x%x and:\n%s\n",
-                name, tiny_stack_name(tiny_stack_now), expect, status, buf);
-        abort();
-    }
-    printf("ok %s [%s]\n", name, tiny_stack_name(tiny_stack_now));
-}
-
 void run_thread(void *(*fn)(void *), void *arg)
 {
     pthread_t th;
@@ -143,3 +90,7 @@ uint64_t rng_next(uint64_t *state)
     *state = x;
     return x * 0x2545f4914f6cdd1dull;
 }
+
+/* Cases print the stack they run on: "ok name [unified]". */
+static const char *tiny_case_label(void) { return tiny_stack_name(tiny_stack_now); }
+__attribute__((constructor)) static void tiny_case_label_init(void) { case_label = tiny_case_label; }

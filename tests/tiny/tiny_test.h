@@ -7,6 +7,7 @@
 #define TINY_TEST_H
 
 #include "box_harness.h"
+#include "case_runner.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -38,10 +39,6 @@ unsigned tiny_class_of(size_t size);
 
 /* Ops of an instance on the calling thread's slice. */
 #define OPS(inst) (harness_desc(inst)->ops)
-
-void run_case(const char *name, void (*fn)(void));
-/* Expect fn to die of SIGABRT having printed `expect` on stderr. */
-void run_abort_case(const char *name, void (*fn)(void), const char *expect);
 
 /* Start a thread running fn(arg) and wait for it. */
 void run_thread(void *(*fn)(void *), void *arg);
