@@ -431,11 +431,15 @@ size_t pool_reclaim_orphans(struct pool_tls *t, unsigned max)
 
 /* Empty slabs are released and empty chunks returned; the rest become
  * orphans. While the orphans' committed free memory stays within
- * dirty_max, an orphan's dirty granules only age one generation: the next
+ * orphan_keep (0 by default; 8 MB is about one thread of thread_churn), an
+ * orphan's dirty granules only age one generation: the next
  * thread usually adopts it soon, and memory decommitted here faults again
  * there (thread_churn: 325k minor faults for 1000 threads when every orphan
  * was decommitted, against mimalloc's 3.3k). Beyond the budget an orphan is
- * decommitted whole, so orphans nobody adopts cannot pile up RSS. */
+ * decommitted whole: an adopted orphan's memory counts toward its new
+ * thread's dirty_max, so a larger budget lets RSS climb by dirty_max per
+ * adopting thread (the reliability suite's cross-thread rounds saw +72 MB
+ * over three rounds with a 32 MB budget, and once in three with 8 MB). */
 void pool_thread_exit(void *inst, void *tls)
 {
     struct pool_inst *in = inst;
@@ -450,7 +454,7 @@ void pool_thread_exit(void *inst, void *tls)
             continue;
         }
         uint64_t dirty = (uint64_t)pool_chunk_dirty_granules(ch) << HAK_GRANULE_SHIFT;
-        bool keep = atomic_load_explicit(&in->orphan_dirty, memory_order_relaxed) + dirty <= in->dirty_max;
+        bool keep = atomic_load_explicit(&in->orphan_dirty, memory_order_relaxed) + dirty <= in->orphan_keep;
         pool_chunk_age(in, ch, !keep);
         ch->orphan_dirty = keep ? dirty : 0;
         if (keep)

@@ -63,6 +63,7 @@ enum pool_param_index {
     P_CHUNK_MAX,
     P_PURGE_DELAY,
     P_DIRTY_MAX,
+    P_ORPHAN_KEEP,
     P_COUNT
 };
 
@@ -136,6 +137,7 @@ struct pool_inst {
     uintptr_t chunk_mask;             /* ~(chunk_max - 1) */
     uint64_t purge_delay_ns;
     size_t dirty_max;
+    size_t orphan_keep;               /* budget of pool_inst.orphan_dirty */
     uint32_t class_size[POOL_MAX_CLASSES];
     uint32_t class_align[POOL_MAX_CLASSES]; /* every block's alignment */
     uint32_t class_cap[POOL_MAX_CLASSES];   /* blocks per slab */
@@ -146,7 +148,7 @@ struct pool_inst {
     struct pool_chunk *orphans, *orphans_tail; /* FIFO through next */
     _Atomic uint32_t orphan_count;
     /* Free but committed bytes that orphans keep for the next thread to
-     * adopt, at most dirty_max; beyond it an orphan is decommitted whole. */
+     * adopt, at most orphan_keep; beyond it an orphan is decommitted whole. */
     _Atomic uint64_t orphan_dirty;
     struct pool_pending *free_pending;
     char name[64];
