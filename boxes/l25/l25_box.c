@@ -77,13 +77,7 @@ static void l25_stats(void *inst, void *tls, struct hak_stats *out)
         return;
     }
     const struct l25_tls *t = tls;
-    out->allocs += t->st.allocs;
-    out->frees += t->st.frees;
-    out->bytes_allocated += t->st.bytes_allocated;
-    out->bytes_freed += t->st.bytes_freed;
-    out->refills += t->st.refills;
-    out->drains += t->st.drains;
-    out->remote_frees += t->st.remote_frees;
+    hak_stats_add(out, &t->st);
     out->cached_bytes += t->cached_bytes;
 }
 

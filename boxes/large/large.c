@@ -199,12 +199,7 @@ static void large_stats(void *inst, void *tls, struct hak_stats *out)
         return;
     }
     const struct hak_stats *s = &((struct large_tls *)tls)->st;
-    out->allocs += s->allocs;
-    out->frees += s->frees;
-    out->bytes_allocated += s->bytes_allocated;
-    out->bytes_freed += s->bytes_freed;
-    out->refills += s->refills;
-    out->drains += s->drains;
+    hak_stats_add(out, s);
 }
 
 static void large_fork_prepare(void *inst) { hak_spin_lock(&((struct large_inst *)inst)->lock); }

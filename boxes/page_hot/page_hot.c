@@ -186,12 +186,7 @@ static void hot_stats(void *inst, void *tls, struct hak_stats *out)
         return;
     }
     const struct hot_tls *t = tls;
-    out->allocs += t->st.allocs;
-    out->frees += t->st.frees;
-    out->bytes_allocated += t->st.bytes_allocated;
-    out->bytes_freed += t->st.bytes_freed;
-    out->refills += t->st.refills;
-    out->drains += t->st.drains;
+    hak_stats_add(out, &t->st);
     out->cached_bytes += (uint64_t)t->count * HAK_GRANULE;
 }
 

@@ -6,6 +6,7 @@
 #ifndef HAKMEM_UTIL_H
 #define HAKMEM_UTIL_H
 
+#include <box_api/hakmem_box.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +59,20 @@ static inline int hak_is_pow2(size_t n) { return n && !(n & (n - 1)); }
 static inline unsigned hak_log2(size_t n)
 {
     return (unsigned)(63 - __builtin_clzll((unsigned long long)n));
+}
+
+/* Add one slice's counters into a stats() output (boxes keep a struct
+ * hak_stats per slice; the host sums slices). */
+static inline void hak_stats_add(struct hak_stats *out, const struct hak_stats *s)
+{
+    out->allocs += s->allocs;
+    out->frees += s->frees;
+    out->bytes_allocated += s->bytes_allocated;
+    out->bytes_freed += s->bytes_freed;
+    out->refills += s->refills;
+    out->drains += s->drains;
+    out->remote_frees += s->remote_frees;
+    out->cached_bytes += s->cached_bytes;
 }
 
 #endif
