@@ -32,6 +32,7 @@
 #define HAK_NAME_MAX 64
 #define HAK_VALUE_MAX 256
 #define HAK_SMALL_MAX 1024    /* sizes served by the direct route table */
+#define HAK_MAX_ALIGN ((size_t)1 << 46) /* beyond any address a 47-bit process has */
 #define HAK_CONFIG_MAX (256 * 1024)
 #define HAK_EXIT_CONFIG 78    /* EX_CONFIG from sysexits.h */
 

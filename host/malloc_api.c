@@ -121,10 +121,12 @@ EXPORT void *reallocarray(void *p, size_t n, size_t size)
     return hak_realloc(p, total);
 }
 
-/* glibc rounds a non-power-of-two alignment up rather than failing. */
+/* glibc rounds a non-power-of-two alignment up rather than failing, and
+ * gives EINVAL only for an alignment beyond 2^63 (no power of two is left
+ * to round to); an alignment it cannot satisfy is ENOMEM (hak_memalign). */
 static void *memalign_rounded(size_t align, size_t size)
 {
-    if (align > ((size_t)1 << 62)) {
+    if (align > ((size_t)1 << 63)) {
         errno = EINVAL;
         return NULL;
     }
@@ -140,11 +142,11 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
     if (align < sizeof(void *) || (align & (align - 1)))
         return EINVAL;
-    int saved = errno;
+    /* On failure errno is ENOMEM as well as the result: glibc's does so,
+     * and programs (and glibc's own tests) read errno after it. */
     void *p = hak_memalign(align, size);
-    errno = saved;
     if (!p)
-        return ENOMEM;
+        return errno = ENOMEM;
     *out = p;
     return 0;
 }

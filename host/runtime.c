@@ -434,7 +434,10 @@ void *hak_memalign(size_t align, size_t size)
 {
     if (align <= HAK_MIN_ALIGN)
         return hak_malloc(size);
-    if (size > PTRDIFF_MAX) {
+    /* No mapping in a 47-bit address space can be aligned beyond 2^46; such
+     * requests fail as glibc's do (ENOMEM), before any box sees an
+     * alignment its arithmetic could overflow on. */
+    if (size > PTRDIFF_MAX || align > HAK_MAX_ALIGN) {
         errno = ENOMEM;
         return NULL;
     }
