@@ -4,8 +4,10 @@
 
 #include "internal.h"
 
-/* Where this installation keeps libhakmem.so and the boxes, and its data
- * (bench runner, configs): found from the executable's own location. */
+/* cli_util.c: where this installation keeps libhakmem.so and the boxes,
+ * and its data (bench runner, configs): found from the executable's own
+ * location by cli_find_dirs(), which main calls first. */
+void cli_find_dirs(void);
 const char *cli_lib_dir(void);
 const char *cli_data_dir(void);
 const char *cli_exe_dir(void);
@@ -15,7 +17,7 @@ int cmd_check(int argc, char **argv);
 int cmd_boxes(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_report(int argc, char **argv);  /* report.c: telemetry JSON, one run or two */
-int cmd_new_box(int argc, char **argv); /* newbox.c: scaffold an out-of-tree box */
-int cmd_boxtest(int argc, char **argv); /* boxtest.c: conformance suite for a box */
+int cmd_new_box(int argc, char **argv); /* newbox/: scaffold an out-of-tree box */
+int cmd_boxtest(int argc, char **argv); /* boxtest/: conformance suite for a box */
 
 #endif

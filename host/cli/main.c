@@ -12,53 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static char exe_dir[PATH_MAX], lib_dir[PATH_MAX], data_dir[PATH_MAX];
-
-static int is_dir_with(const char *dir, const char *file)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    return access(path, R_OK) == 0;
-}
-
-static void find_dirs(void)
-{
-    ssize_t n = readlink("/proc/self/exe", exe_dir, sizeof exe_dir - 1);
-    if (n <= 0) {
-        snprintf(exe_dir, sizeof exe_dir, ".");
-    } else {
-        exe_dir[n] = '\0';
-        char *slash = strrchr(exe_dir, '/');
-        if (slash)
-            *slash = '\0';
-    }
-    const char *env = getenv("HAKMEM_LIB_DIR");
-    const char *candidates[] = { "../lib", HAKMEM_REL_LIBDIR };
-    if (env && *env) {
-        snprintf(lib_dir, sizeof lib_dir, "%s", env);
-    } else {
-        snprintf(lib_dir, sizeof lib_dir, "%s/../lib", exe_dir);
-        for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
-            char dir[PATH_MAX];
-            snprintf(dir, sizeof dir, "%s/%s", exe_dir, candidates[i]);
-            if (is_dir_with(dir, "libhakmem.so")) {
-                snprintf(lib_dir, sizeof lib_dir, "%s", dir);
-                break;
-            }
-        }
-    }
-    char installed[PATH_MAX];
-    snprintf(installed, sizeof installed, "%s/%s", exe_dir, HAKMEM_REL_DATADIR);
-    if (is_dir_with(installed, "bench/hakmem_bench.py"))
-        snprintf(data_dir, sizeof data_dir, "%s", installed);
-    else
-        snprintf(data_dir, sizeof data_dir, "%s", HAKMEM_SOURCE_DIR);
-}
-
-const char *cli_lib_dir(void) { return lib_dir; }
-const char *cli_data_dir(void) { return data_dir; }
-const char *cli_exe_dir(void) { return exe_dir; }
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -111,7 +64,7 @@ int cmd_run(int argc, char **argv)
         return 2;
     }
     char lib[PATH_MAX + 16];
-    snprintf(lib, sizeof lib, "%s/libhakmem.so", lib_dir);
+    snprintf(lib, sizeof lib, "%s/libhakmem.so", cli_lib_dir());
     if (access(lib, R_OK)) {
         fprintf(stderr, "hakmem run: %s not found (set HAKMEM_LIB_DIR)\n", lib);
         return 2;
@@ -142,7 +95,7 @@ int cmd_run(int argc, char **argv)
 int cmd_bench(int argc, char **argv)
 {
     char runner[PATH_MAX + 32];
-    snprintf(runner, sizeof runner, "%s/bench/hakmem_bench.py", data_dir);
+    snprintf(runner, sizeof runner, "%s/bench/hakmem_bench.py", cli_data_dir());
     char **args = calloc((size_t)argc + 8, sizeof *args);
     if (!args)
         return 2;
@@ -150,9 +103,9 @@ int cmd_bench(int argc, char **argv)
     args[n++] = "python3";
     args[n++] = runner;
     args[n++] = "--hakmem-lib";
-    args[n++] = lib_dir;
+    args[n++] = (char *)cli_lib_dir();
     args[n++] = "--workload-dir";
-    args[n++] = exe_dir;
+    args[n++] = (char *)cli_exe_dir();
     for (int i = 1; i < argc; i++)
         args[n++] = argv[i];
     args[n] = NULL;
@@ -163,7 +116,7 @@ int cmd_bench(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    find_dirs();
+    cli_find_dirs();
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
