@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 # The parts are found beside this file however it was started (python3 -I
@@ -52,6 +53,11 @@ from runner.report import (  # noqa: E402,F401
     extra_keys, fmt_csv, machine_description, md_table, write_markdown, write_runs_csv,
     write_summary_csv)
 from runner.workloads import WORKLOAD_BY_NAME, WORKLOADS, Workload  # noqa: E402,F401
+from runner.matrix import thread_argument  # noqa: E402,F401
+from runner.stats import (  # noqa: E402,F401
+    Spread, bootstrap_median_ci, bootstrap_ratio_ci, mann_whitney, min_runs_for, verdict)
+
+DEFAULT_RUNS = 7
 
 
 # ---- set-up ----------------------------------------------------------------------
@@ -94,7 +100,22 @@ def parse_args(argv):
                    help="an extra column running with LD_PRELOAD=LIB")
     p.add_argument("--arg", action="append", metavar="WORKLOAD:KEY=VALUE", default=[],
                    help="pass --KEY=VALUE to one workload, e.g. --arg random_mixed:cycles=1000000")
-    p.add_argument("-n", "--runs", type=int, default=5, help="runs per cell (default 5)")
+    p.add_argument("-n", "--runs", type=int, default=DEFAULT_RUNS,
+                   help="runs per cell (default %d: enough for the U test to call a clear "
+                        "difference at 95%%, with room for two runs out of order)" % DEFAULT_RUNS)
+    p.add_argument("--until-ci", type=float, metavar="PCT", default=None,
+                   help="after --runs rounds, keep running interleaved rounds until every "
+                        "cell's interval of its median throughput is narrower than PCT%% of "
+                        "the median, or --budget is spent")
+    p.add_argument("--budget", type=float, metavar="S", default=600.0,
+                   help="seconds --until-ci may run in all (default 600)")
+    p.add_argument("--max-runs", type=int, default=50,
+                   help="most runs per cell with --until-ci (default 50)")
+    p.add_argument("--confidence", type=float, default=0.95,
+                   help="confidence level of the intervals and verdicts (default 0.95)")
+    p.add_argument("-t", "--threads", type=int, metavar="N", default=None,
+                   help="run every workload that takes a thread count at N threads "
+                        "(see bench/README.md)")
     p.add_argument("-b", "--baseline", default=None,
                    help="column the ratios divide by (default mimalloc, else the first)")
     p.add_argument("-o", "--out", metavar="DIR",
@@ -130,6 +151,21 @@ def shown_args(argv):
     return out
 
 
+def wide_cells(cells, limit, confidence):
+    """Cells whose interval of the median throughput is wider than `limit`
+    (a fraction of the median), widest first, as (width, cell). A FAIL cell
+    never narrows: it is left out."""
+    wide = []
+    for c in cells:
+        if not c.ok:
+            continue
+        sp = c.spread("ops_per_sec", confidence)
+        if sp and sp.rel_width() > limit:
+            wide.append((sp.rel_width(), c))
+    wide.sort(key=lambda t: -t[0])
+    return wide
+
+
 def on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
@@ -144,6 +180,20 @@ def main(argv):
         return 0
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if not 0.5 <= args.confidence < 1.0:
+        parser.error("--confidence must be in [0.5, 1), e.g. 0.95")
+    if args.until_ci is not None and not args.until_ci > 0:
+        parser.error("--until-ci wants a positive percentage, e.g. --until-ci 5")
+    if args.budget <= 0:
+        parser.error("--budget must be positive (seconds)")
+    if args.max_runs < args.runs:
+        args.max_runs = args.runs
+    if args.threads is not None and not 1 <= args.threads <= 1024:
+        parser.error("--threads must be in 1..1024")
+    if args.runs < min_runs_for(args.confidence):
+        progress("warning: with %d run(s) per cell no difference can be significant at %g%% "
+                 "(the verdicts will all say within noise; use --runs %d or more)"
+                 % (args.runs, args.confidence * 100, min_runs_for(args.confidence)))
     if args.timeout is None:
         args.timeout = 60.0 if args.quick else 300.0
     args.instr_timeout = max(args.timeout, 600.0)
@@ -249,17 +299,46 @@ def main(argv):
 
     total = args.runs * len(cells)
     done = 0
-    progress("hakmem bench: %d workloads x %d allocators x %d runs -> %s"
-             % (len(workloads), len(columns), args.runs, outdir))
+    progress("hakmem bench: %d workloads x %d allocators x %d runs%s%s -> %s"
+             % (len(workloads), len(columns), args.runs,
+                " (then until every interval < %g%%, budget %gs)" % (args.until_ci, args.budget)
+                if args.until_ci else "",
+                ", %d threads" % args.threads if args.threads else "", outdir))
+    wargvs = {w.name: workload_argv(w, args, extra_args) for w in workloads}
+    rounds = 0
+    started = time.monotonic()
     try:
         # Alternate: every column runs once per round, so slow drifts of the
         # machine spread over all columns instead of biasing one.
-        for run in range(args.runs):
+        while True:
+            if rounds >= args.runs:
+                if not args.until_ci or rounds >= args.max_runs:
+                    break
+                wide = wide_cells(cells, args.until_ci / 100.0, args.confidence)
+                spent = time.monotonic() - started
+                per_round = spent / rounds
+                if not wide:
+                    progress("until-ci: every interval under %g%% after %d runs (%.0fs)"
+                             % (args.until_ci, rounds, spent))
+                    break
+                if spent + per_round > args.budget:
+                    progress("until-ci: budget of %gs spent after %d runs; %d of %d cells "
+                             "still wider than %g%% (widest %s/%s %.1f%%)"
+                             % (args.budget, rounds, len(wide), len(cells), args.until_ci,
+                                wide[0][1].workload.name, wide[0][1].column.name,
+                                wide[0][0] * 100))
+                    break
+                progress("until-ci: %d of %d cells wider than %g%% (widest %s/%s %.1f%%); "
+                         "round %d, %.0fs of %gs budget"
+                         % (len(wide), len(cells), args.until_ci, wide[0][1].workload.name,
+                            wide[0][1].column.name, wide[0][0] * 100, rounds + 1, spent,
+                            args.budget))
+                total += len(cells)
+            rounds += 1
             for w in workloads:
-                wargv = workload_argv(w, args, extra_args)
                 for col in columns:
                     c = cell_at[(w.name, col.name)]
-                    o = run_cell(w, col, wargv, base_env, args.timeout, args.launcher)
+                    o = run_cell(w, col, wargvs[w.name], base_env, args.timeout, args.launcher)
                     c.runs.append(o)
                     done += 1
                     if o.ok:
@@ -268,8 +347,8 @@ def main(argv):
                     else:
                         what = "FAIL: " + o.reason
                     progress("[%*d/%d] run %d/%d  %-18s %-14s %s"
-                             % (len(str(total)), done, total, run + 1, args.runs, w.name,
-                                col.name, what))
+                             % (len(str(total)), done, total, rounds,
+                                max(args.runs, rounds), w.name, col.name, what))
         if args.instructions:
             for w in workloads:
                 if w.instr is None:
@@ -292,21 +371,29 @@ def main(argv):
     baseline = {w.name: cell_at[(w.name, args.baseline)] for w in workloads}
     extras = extra_keys(cells)
     csv_path = os.path.join(outdir, "results.csv")
-    write_summary_csv(csv_path, cells, baseline, extras, args.instructions)
-    write_runs_csv(os.path.join(outdir, "runs.csv"), cells, args.runs)
+    write_summary_csv(csv_path, cells, baseline, extras, args.instructions, args.confidence)
+    write_runs_csv(os.path.join(outdir, "runs.csv"), cells, rounds)
     meta = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
         "command": "hakmem bench " + " ".join(shlex.quote(a) for a in shown_args(argv)),
         "machine": machine_description(),
     }
     md_path = os.path.join(outdir, "results.md")
+    notes = []
+    if args.threads:
+        notes.append("threads: %d (%s)" % (args.threads, "; ".join(
+            "%s %s" % (w.name, thread_argument(w, args.threads, args.workload_dir) or
+                       "single-threaded, as is") for w in workloads)))
+    if args.until_ci:
+        notes.append("--until-ci %g: %d runs" % (args.until_ci, rounds))
     text = write_markdown(md_path, meta, workloads, columns, cell_at, args.baseline, extras,
-                          args.instructions, args.runs)
+                          args.instructions, rounds, args.confidence, "; ".join(notes) or None)
     print(text, flush=True)
     png = None
     if not args.no_chart:
         if args.gnuplot:
-            png = write_chart(outdir, workloads, columns, cell_at, args.baseline, args.gnuplot)
+            png = write_chart(outdir, workloads, columns, cell_at, args.baseline, args.gnuplot,
+                              args.confidence)
         else:
             progress("chart: gnuplot not found (bench/setup.sh installs gnuplot-nox)")
     progress("wrote %s, %s%s" % (csv_path, md_path, ", " + png if png else ""))

@@ -1,4 +1,5 @@
-"""The chart: throughput and peak RSS relative to the baseline (gnuplot).
+"""The chart: throughput and peak RSS relative to the baseline, with error
+bars (gnuplot).
 """
 
 import os
@@ -11,25 +12,32 @@ def gp_quote(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_chart(outdir, workloads, columns, cell_at, baseline_name, gnuplot):
+def write_chart(outdir, workloads, columns, cell_at, baseline_name, gnuplot, confidence=0.95):
     """Throughput and peak RSS relative to the baseline, one bar per column
-    per workload; a FAIL cell has no bar. Returns the PNG path or None."""
+    per workload with the bootstrap interval of the ratio as its error bar;
+    a FAIL cell has no bar. Returns the PNG path or None."""
     dat = os.path.join(outdir, "chart.dat")
     gp = os.path.join(outdir, "chart.gp")
     png = os.path.join(outdir, "chart.png")
 
     def ratio(w, col, key):
+        """ratio, and the bootstrap interval of the ratio as the error bar
+        (the baseline against itself shows its own noise)."""
         c = cell_at[(w.name, col.name)]
         b = cell_at.get((w.name, baseline_name))
         if not c.ok or b is None or not b.ok or not b.med(key):
-            return "?"
-        return "%.4f" % (c.med(key) / b.med(key))
+            return "? ? ?"
+        cmp = c.compare(b, key, confidence, ("larger", "smaller"))
+        if cmp is None:
+            return "? ? ?"
+        r, ci = cmp[0], cmp[1] or (cmp[0], cmp[0])
+        return "%.4f %.4f %.4f" % (r, min(r, ci[0]), max(r, ci[1]))
 
     def header():
         names = []
         for c in columns:
             bad = any(not cell_at[(w.name, c.name)].ok for w in workloads)
-            names.append(gp_quote(c.name + (" (FAIL)" if bad else "")))
+            names += [gp_quote(c.name + (" (FAIL)" if bad else "")), '"lo"', '"hi"']
         return "workload " + " ".join(names) + "\n"
 
     with open(dat, "w") as f:
@@ -51,14 +59,15 @@ def write_chart(outdir, workloads, columns, cell_at, baseline_name, gnuplot):
     n = len(columns)
 
     def plot(index):
-        return ", ".join("'chart.dat' index %d using %d:xtic(1) title columnheader(%d)"
-                         % (index, i + 2, i + 2) for i in range(n))
+        return ", ".join("'chart.dat' index %d using %d:%d:%d:xtic(1) title columnheader(%d)"
+                         % (index, 3 * i + 2, 3 * i + 3, 3 * i + 4, 3 * i + 2)
+                         for i in range(n))
     script = """\
 set terminal pngcairo noenhanced size {w},900 font ",10"
 set output 'chart.png'
 set datafile missing '?'
 set style data histograms
-set style histogram clustered gap 1
+set style histogram errorbars gap 1 lw 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set grid ytics
@@ -66,13 +75,13 @@ set key outside right top vertical
 set xtics rotate by -30
 set yrange [0:*]
 set multiplot layout 2,1
-set title "Throughput relative to {base} (higher is better){note}"
+set title "Throughput relative to {base} (higher is better; bars: {pct} CI of the ratio){note}"
 plot {p0}, 1 with lines dt 2 lc rgb 'black' notitle
-set title "Peak RSS relative to {base} (lower is better){note}"
+set title "Peak RSS relative to {base} (lower is better; bars: {pct} CI of the ratio){note}"
 plot {p1}, 1 with lines dt 2 lc rgb 'black' notitle
 unset multiplot
 """.format(w=max(900, 140 * len(workloads) + 60 * n + 200), base=baseline_name.replace('"', ""), note=note.replace('"', ""),
-           p0=plot(0), p1=plot(1))
+           p0=plot(0), p1=plot(1), pct="%g%%" % (confidence * 100))
     with open(gp, "w") as f:
         f.write(script)
     try:

@@ -9,9 +9,15 @@ class Workload:
     difference of the two runs' instruction counts over the difference of
     their ops is the steady-state cost per op, without start-up and set-up);
     None for multi-threaded workloads, which callgrind serialises.
+    threads: how `hakmem bench --threads N` sets the thread count: a pair
+    (KEY, THREADS_PER_UNIT), giving --KEY=max(1, N // THREADS_PER_UNIT)
+    (("pairs", 2): N threads are N/2 producer/consumer pairs); None: the
+    workload's --help is read and --threads=N passed if it lists --threads=;
+    False: single-threaded, run as it is.
     """
 
-    def __init__(self, name, binary, args, quick, instr=None, instr_quick=None, doc=""):
+    def __init__(self, name, binary, args, quick, instr=None, instr_quick=None, doc="",
+                 threads=None):
         self.name = name
         self.binary = binary
         self.args = list(args)
@@ -19,6 +25,7 @@ class Workload:
         self.instr = instr
         self.instr_quick = instr_quick or instr
         self.doc = doc
+        self.threads = threads
 
 
 WORKLOADS = [
@@ -41,7 +48,7 @@ WORKLOADS = [
     Workload("larson", "larson", [], ["--rounds=4", "--ops=5000"],
              doc="server: 2 workers rotating partitions, frees of others' blocks"),
     Workload("producer_consumer", "producer_consumer", [], ["--count=20000"],
-             doc="1 producer -> 1 consumer: every free is remote"),
+             doc="1 producer -> 1 consumer: every free is remote", threads=("pairs", 2)),
     Workload("realloc_chain", "realloc_chain", [], ["--cycles=5000"],
              instr=(["--cycles=5000"], ["--cycles=10000"]),
              instr_quick=(["--cycles=2000"], ["--cycles=4000"]),
@@ -51,6 +58,7 @@ WORKLOADS = [
              instr_quick=(["--count=2000"], ["--count=4000"]),
              doc="200K blocks, free 90% at random, RSS after"),
     Workload("thread_churn", "thread_churn", [], ["--threads=20", "--allocs=500"],
-             doc="1000 short threads, 2 at a time, leaving 10% behind"),
+             doc="1000 short threads, 2 at a time, leaving 10% behind",
+             threads=("concurrent", 1)),
 ]
 WORKLOAD_BY_NAME = {w.name: w for w in WORKLOADS}

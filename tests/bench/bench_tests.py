@@ -17,6 +17,12 @@ TEST is one of:
                   libhakmem.so exists)
   instructions    --instructions gives a positive instructions/op
   unit            the runner's parsers, checksum cross-check and timeout
+  verdicts        the U test, the bootstrap intervals and the verdicts on
+                  synthetic run lists (equal -> within noise, shifted ->
+                  faster/slower), deterministic
+  columns         results.csv and results.md of synthetic cells: spread,
+                  ratio interval, p and verdict columns, the header's level
+  threads         --threads N reaches the workloads that take a thread count
 Exit 0 on success, 1 with a message on failure.
 """
 
@@ -296,6 +302,167 @@ def test_unit(hb):
     print("unit: ok")
 
 
+def synthetic_runs(rng, center, noise, n):
+    return [center * (1.0 + rng.uniform(-noise, noise)) for _ in range(n)]
+
+
+def test_verdicts(hb):
+    import random
+    S = sys.modules["runner.stats"]
+    # Complete separation of 5 and 5 runs: the exact two-sided p is 2/C(10,5).
+    p, d = hb.mann_whitney([1, 2, 3, 4, 5], [6, 7, 8, 9, 10])
+    if abs(p - 2.0 / 252) > 1e-12 or d != -1:
+        fail("mann_whitney separated 5/5: p=%r direction=%r, expected 2/252, -1" % (p, d))
+    # Ties: identical samples are exactly "no evidence".
+    if hb.mann_whitney([3, 3, 4], [3, 3, 4]) != (1.0, 0):
+        fail("mann_whitney of identical samples: %r" % (hb.mann_whitney([3, 3, 4], [3, 3, 4]),))
+    # With ties the exact test still works: 3x value 1 and 3x value 2.
+    p, d = hb.mann_whitney([2, 2, 2, 2], [1, 1, 1, 1])
+    if not (p < 0.05 and d == 1):
+        fail("mann_whitney with tied groups: p=%r d=%r" % (p, d))
+    if hb.min_runs_for(0.95) != 4 or hb.min_runs_for(0.99) != 5:
+        fail("min_runs_for: %d %d" % (hb.min_runs_for(0.95), hb.min_runs_for(0.99)))
+
+    rng = random.Random(12345)
+    for n in (5, 7, 20):   # 20 + 20 takes the normal approximation
+        base = synthetic_runs(rng, 100.0, 0.05, n)
+        word, _ = hb.verdict(list(base), base)
+        if word != "within noise":
+            fail("verdict of a sample against itself (n=%d): %s" % (n, word))
+        faster = synthetic_runs(rng, 130.0, 0.05, n)
+        slower = synthetic_runs(rng, 70.0, 0.05, n)
+        for vals, want in ((faster, "faster"), (slower, "slower")):
+            word, p = hb.verdict(vals, base)
+            if word != want:
+                fail("verdict of a sample shifted by 30%% (n=%d): %s p=%g, expected %s"
+                     % (n, word, p, want))
+        word, _ = hb.verdict(faster, base, words=S.WORDS_MEMORY)
+        if word != "larger":
+            fail("memory verdict of a larger sample: %s" % word)
+    # Equal distributions: "within noise" at least 90% of the time (the test
+    # is built to be wrong at most 5% of the time at 95%).
+    wrong = 0
+    for _ in range(200):
+        a, b = synthetic_runs(rng, 100.0, 0.2, 7), synthetic_runs(rng, 100.0, 0.2, 7)
+        wrong += hb.verdict(a, b)[0] != "within noise"
+    if wrong > 20:
+        fail("%d of 200 pairs of equal distributions were called different" % wrong)
+    # A shift smaller than the noise is not called.
+    a, b = [100, 120, 90, 110, 95], [103, 118, 92, 108, 97]
+    if hb.verdict(a, b)[0] != "within noise":
+        fail("overlapping samples called %s" % hb.verdict(a, b)[0])
+
+    # Intervals: seeded (the same twice), inside the sample, around the median.
+    vals = synthetic_runs(rng, 50.0, 0.3, 9)
+    ci1, ci2 = hb.bootstrap_median_ci(vals, 0.95, 7), hb.bootstrap_median_ci(vals, 0.95, 7)
+    med = S.median(vals)
+    if ci1 != ci2 or not (min(vals) <= ci1[0] <= med <= ci1[1] <= max(vals)):
+        fail("bootstrap_median_ci %r %r around %r in [%r, %r]" % (ci1, ci2, med, min(vals),
+                                                                  max(vals)))
+    narrow = hb.bootstrap_median_ci(vals, 0.5, 7)
+    if not (ci1[0] <= narrow[0] and narrow[1] <= ci1[1]):
+        fail("a 50%% interval %r is not inside the 95%% one %r" % (narrow, ci1))
+    r = hb.bootstrap_ratio_ci([2 * v for v in vals], vals, 0.95, 3)
+    if not (r[0] < 2.0 < r[1]) or r != hb.bootstrap_ratio_ci([2 * v for v in vals], vals, 0.95, 3):
+        fail("bootstrap_ratio_ci of a doubled sample: %r" % (r,))
+    print("verdicts: ok")
+
+
+def synthetic_cell(hb, w, col, ops, rss):
+    c = hb.Cell(w, col)
+    for o_ps, kb in zip(ops, rss):
+        o = hb.RunOutcome()
+        o.ok = True
+        o.result = {"workload": w.binary, "checksum": "aa", "ops": 1000, "seconds": 1000 / o_ps,
+                    "ops_per_sec": o_ps}
+        o.wall_s, o.peak_rss_kb, o.minflt, o.majflt = 1000 / o_ps + 0.01, kb, 100, 0
+        o.command = "synthetic"
+        c.runs.append(o)
+    return c
+
+
+def test_columns(hb):
+    w = hb.WORKLOAD_BY_NAME["random_mixed"]
+    base_col, fast_col, same_col = (hb.Column("base", "peer", "b"), hb.Column("fast", "peer", "f"),
+                                    hb.Column("same", "peer", "s"))
+    base_ops = [100.0, 104.0, 98.0, 101.0, 97.0, 103.0, 99.0]
+    cells = [synthetic_cell(hb, w, base_col, base_ops, [1000] * 7),
+             synthetic_cell(hb, w, fast_col, [2 * v for v in base_ops],
+                            [500, 510, 490, 505, 495, 500, 502]),
+             synthetic_cell(hb, w, same_col, list(reversed(base_ops)), [1000] * 7)]
+    cell_at = {(w.name, c.column.name): c for c in cells}
+    with tempfile.TemporaryDirectory() as out:
+        path = os.path.join(out, "results.csv")
+        hb.write_summary_csv(path, cells, {w.name: cells[0]}, [], False, 0.95)
+        rows = cells_of(read_csv(path))
+        need = ["ops_per_sec", "ops_min", "ops_max", "ops_ci_lo", "ops_ci_hi",
+                "ratio_vs_baseline", "ratio_ci_lo", "ratio_ci_hi", "p_value", "verdict",
+                "peak_rss_kb", "rss_min", "rss_max", "rss_ci_lo", "rss_ci_hi", "rss_verdict",
+                "wall_min", "wall_max", "minflt_min", "minflt_max", "confidence"]
+        header = open(path).readline().strip().split(",")
+        missing = [k for k in need if k not in header]
+        if missing:
+            fail("results.csv lacks %s" % missing)
+        fast, same, base = rows[(w.name, "fast")], rows[(w.name, "same")], rows[(w.name, "base")]
+        if (float(fast["ops_min"]), float(fast["ops_max"])) != (194.0, 208.0):
+            fail("ops_min/ops_max %s/%s, expected 194/208" % (fast["ops_min"], fast["ops_max"]))
+        if not float(fast["ops_ci_lo"]) <= float(fast["ops_per_sec"]) <= float(fast["ops_ci_hi"]):
+            fail("the interval %s-%s does not hold the median %s"
+                 % (fast["ops_ci_lo"], fast["ops_ci_hi"], fast["ops_per_sec"]))
+        if fast["verdict"] != "faster" or abs(float(fast["ratio_vs_baseline"]) - 2.0) > 1e-9:
+            fail("fast: ratio %s verdict %s, expected 2 faster"
+                 % (fast["ratio_vs_baseline"], fast["verdict"]))
+        if not float(fast["ratio_ci_lo"]) < 2.0 < float(fast["ratio_ci_hi"]):
+            fail("ratio interval %s-%s misses 2" % (fast["ratio_ci_lo"], fast["ratio_ci_hi"]))
+        if float(fast["p_value"]) >= 0.05 or fast["rss_verdict"] != "smaller":
+            fail("fast: p %s rss verdict %s" % (fast["p_value"], fast["rss_verdict"]))
+        if same["verdict"] != "within noise" or same["rss_verdict"] != "within noise":
+            fail("same: verdicts %s / %s" % (same["verdict"], same["rss_verdict"]))
+        if base["verdict"] != "baseline" or base["confidence"] != "0.95":
+            fail("baseline row: verdict %s confidence %s" % (base["verdict"], base["confidence"]))
+
+        md_path = os.path.join(out, "results.md")
+        meta = {"date": "d", "command": "c", "machine": "m"}
+        text = hb.write_markdown(md_path, meta, [w], [c.column for c in cells], cell_at, "base",
+                                 [], False, 7, 0.95)
+        row = [l for l in text.splitlines() if l.startswith("| random_mixed |")][0]
+        cols = [x.strip() for x in row.strip("|").split("|")]
+        import re
+        spread = re.compile(r"^\S+ \[\S+-\S+\] \((\d+\.\d+x), (faster|slower|within noise|"
+                            r"baseline)\)$")
+        for col in cols[1:]:
+            if not spread.match(col):
+                fail("results.md cell %r is not 'median [lo-hi] (ratio, verdict)'" % col)
+        if "(2.00x, faster)" not in cols[2] or "within noise" not in cols[3]:
+            fail("results.md verdicts: %r" % cols)
+        if "95% confidence" not in text or "Mann-Whitney" not in text:
+            fail("results.md header does not state the test and its level:\n" + text)
+    print("columns: ok")
+
+
+def test_threads(hb, bench_dir, wdir):
+    with tempfile.TemporaryDirectory() as out:
+        r = runner(bench_dir, wdir, "-w", "random_mixed,larson,producer_consumer,thread_churn",
+                   "-A", "glibc", "--quick", "--runs", "1", "--no-chart", "--threads", "4",
+                   "--out", out)
+        if r.returncode != 0:
+            fail("runner exited %d: %s" % (r.returncode, r.stderr))
+        cmds = {row["workload"]: row["command"] for row in read_csv(os.path.join(out, "runs.csv"))}
+        want = {"larson": "--threads=4", "producer_consumer": "--pairs=2",
+                "thread_churn": "--concurrent=4"}
+        for wl, arg in want.items():
+            if not cmds[wl].endswith(arg):
+                fail("%s ran as %r, expected it to end with %s" % (wl, cmds[wl], arg))
+        if "--threads" in cmds["random_mixed"]:
+            fail("single-threaded random_mixed got a thread count: %r" % cmds["random_mixed"])
+        rows = cells_of(read_csv(os.path.join(out, "results.csv")))
+        if rows[("larson", "glibc")]["status"] != "OK" or "threads=4" not in cmds["larson"]:
+            fail("larson at 4 threads: %r" % rows[("larson", "glibc")])
+        if "threads: 4 (" not in open(os.path.join(out, "results.md")).read():
+            fail("results.md does not say the thread count")
+    print("threads: ok")
+
+
 def main(argv):
     if len(argv) < 5 or argv[0] != "--bench-dir" or argv[2] != "--workload-dir":
         print(__doc__, file=sys.stderr)
@@ -318,6 +485,12 @@ def main(argv):
         test_instructions(hb, bench_dir, wdir)
     elif test == "unit":
         test_unit(hb)
+    elif test == "verdicts":
+        test_verdicts(hb)
+    elif test == "columns":
+        test_columns(hb)
+    elif test == "threads":
+        test_threads(hb, bench_dir, wdir)
     else:
         print("unknown test %r" % test, file=sys.stderr)
         return 2
