@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The box kit, end to end (tests/kit/CMakeLists.txt):
-#   kit_test.sh CMAKE BUILD_DIR WORK_DIR SOURCE_DIR LIBDIR CC
+#   kit_test.sh CMAKE BUILD_DIR WORK_DIR SOURCE_DIR LIBDIR CC MODE
+# MODE install: install BUILD_DIR to a prefix and use the kit from there;
+# MODE build: use the kit of BUILD_DIR itself (bin/hakmem, lib/cmake/hakmem).
+# Both build boxes as `hakmem new-box` writes them; MODE build also the
+# new-box templates as they stand.
 # Every step must pass; the first failure names itself and ends the test.
 set -euo pipefail
-cmake=$1 build=$2 work=$3 src=$4 libdir=$5 cc=$6
-prefix=$work/prefix
+cmake=$1 build=$2 work=$3 src=$4 libdir=$5 cc=$6 mode=$7
+templates=$src/host/cli/templates
+roles="alloc pages observer"
 answer=5888890
 program='print(sum(len(str(i)) for i in range(10**6)))'
 # the interpreter itself, not a wrapper script (pyenv shims are bash)
@@ -16,6 +21,61 @@ need() { [ -e "$1" ] || fail "missing after install: $1"; }
 
 rm -rf "$work"
 mkdir -p "$work"
+
+# configure + build one out-of-tree project against the kit at $prefix
+# (given as CMAKE_PREFIX_PATH, or found through the HINTS new-box wrote)
+build_project() { # dir [source dir]
+  local source=${2:-$1} args=()
+  [ -n "${2:-}" ] && args=(-DCMAKE_PREFIX_PATH="$prefix")
+  "$cmake" -S "$source" -B "$1/build" "${args[@]}" -DCMAKE_C_COMPILER="$cc" \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-Werror > "$1/configure.log" 2>&1 \
+    || { cat "$1/configure.log"; fail "configure $source"; }
+  grep -q "hakmem_DIR:PATH=$prefix/" "$1/build/CMakeCache.txt" || fail "$source found another hakmem than $prefix"
+  "$cmake" --build "$1/build" > "$1/build.log" 2>&1 || { cat "$1/build.log"; fail "build $source"; }
+}
+# a project's own tests: boxtest and python3 under its config
+project_tests() { # dir what
+  (cd "$1/build" && ctest --output-on-failure > ../ctest.log 2>&1) || { cat "$1/ctest.log"; fail "the tests of $2"; }
+  grep -q '100% tests passed, 0 tests failed out of 2' "$1/ctest.log" || { cat "$1/ctest.log"; fail "$2 ran not 2 tests"; }
+  echo "$2: boxtest and python3 pass"
+}
+# the templates, untouched, as the projects they are
+templates_as_they_stand() {
+  step "the new-box templates as they stand, against $prefix"
+  for role in $roles; do
+    mkdir -p "$work/template_$role"
+    build_project "$work/template_$role" "$templates/$role"
+    project_tests "$work/template_$role" "templates/$role as it stands"
+  done
+}
+# boxes scaffolded by this kit's hakmem new-box, built through the HINTS
+# it wrote (no CMAKE_PREFIX_PATH)
+scaffolded() { # name-prefix roles...
+  local name=$1; shift
+  step "scaffold, build and test a box of role $* with $hakmem new-box"
+  for role in "$@"; do
+    local dir=$work/${name}_$role
+    "$hakmem" new-box "${name}_$role" --role "$role" --dir "$dir" > /dev/null || fail "new-box --role $role"
+    for f in "${name}_$role.c" "${name}_$role.ini" CMakeLists.txt README.md .gitignore; do
+      [ -s "$dir/$f" ] || fail "new-box --role $role wrote no $f"
+    done
+    ! grep -rq -e "sample_$role" -e '@HAKMEM_' "$dir" || fail "new-box --role $role left template names in $dir"
+    build_project "$dir"
+    project_tests "$dir" "the scaffolded $role box"
+  done
+}
+
+if [ "$mode" = build ]; then
+  prefix=$(cd "$build" && pwd -P)
+  hakmem=$prefix/bin/hakmem
+  templates_as_they_stand
+  # shellcheck disable=SC2086
+  scaffolded built $roles
+  step "ok"
+  exit 0
+fi
+[ "$mode" = install ] || fail "MODE is install or build, not '$mode'"
+prefix=$work/prefix
 
 step "install to $prefix"
 "$cmake" --install "$build" --prefix "$prefix" > "$work/install.log" || { cat "$work/install.log"; fail "cmake --install"; }
@@ -47,14 +107,6 @@ mkdir -p "$work/pc"
   "$src/examples/guard_pages/guard_pages.c" -o "$work/pc/hakbox_guard_pages.so" || fail "cc with pkg-config --cflags"
 "$hakmem" boxes --dir "$work/pc" | grep -q '^guard_pages \[alloc\]' || fail "hakmem boxes does not list the pkg-config build"
 
-# configure + build one out-of-tree project against the prefix
-build_project() { # dir
-  "$cmake" -S "$1" -B "$1/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" \
-    -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-Werror > "$1/configure.log" 2>&1 \
-    || { cat "$1/configure.log"; fail "configure $1"; }
-  grep -q "hakmem_DIR:PATH=$prefix/" "$1/build/CMakeCache.txt" || fail "$1 found another hakmem than $prefix"
-  "$cmake" --build "$1/build" > "$1/build.log" 2>&1 || { cat "$1/build.log"; fail "build $1"; }
-}
 # python3 under hakmem with a config; must print the answer and nothing else
 run_python() { # config, extra args...
   local cfg=$1; shift
@@ -99,18 +151,13 @@ run_python "$work/kitbox-run.ini"
 # the scaffolded project's own tests (boxtest + its config) from its build
 (cd "$work/kitbox/build" && ctest --output-on-failure) || fail "the scaffolded alloc project's tests"
 
-step "scaffold, build and test a pages box and an observer box"
-for role in pages observer; do
-  "$hakmem" new-box "kit_$role" --role "$role" --dir "$work/kit_$role" > /dev/null
-  build_project "$work/kit_$role"
-  "$hakmem" boxtest "$work/kit_$role/build/hakbox_kit_$role.so" || fail "boxtest of the scaffolded $role box"
-  run_python "$work/kit_$role/kit_$role.ini" -s "host.box_dir=$work/kit_$role/build"
-done
+# (templates_as_they_stand runs in MODE build: the same files, the same kit)
+scaffolded kit pages observer
 
 step "examples/guard_pages, out of tree"
 cp -r "$src/examples/guard_pages" "$work/guard_pages"
 rm -rf "$work/guard_pages/build"
-build_project "$work/guard_pages"
+build_project "$work/guard_pages" "$work/guard_pages"
 "$hakmem" boxtest "$work/guard_pages/build/hakbox_guard_pages.so" --range 1-4K || fail "boxtest of guard_pages"
 run_python "$work/guard_pages/guard_pages.ini" -s "host.box_dir=$work/guard_pages/build"
 (cd "$work/guard_pages/build" && ctest --output-on-failure) || fail "guard_pages' own tests"
