@@ -3,6 +3,7 @@
  */
 #include "hot_ring.h"
 
+#include <box_api/hakmem_front.h>
 #include <string.h>
 
 enum {
@@ -37,29 +38,15 @@ static const struct hak_link_decl hr_links[] = {
     {"below", HAK_ROLE_ALLOC, 1, "the box with the classes (superslab or tiny_unified_cache)"},
 };
 
-static void hr_error(char *err, size_t len, const char *a, const char *b)
-{
-    size_t at = 0;
-    if (!err || !len)
-        return;
-    for (const char *s = a; *s && at + 1 < len; s++)
-        err[at++] = *s;
-    for (const char *s = b; *s && at + 1 < len; s++)
-        err[at++] = *s;
-    err[at] = 0;
-}
-
+/* The set-up both tiny fronts share is the box kit's (hakmem_front.h),
+ * written for the same limits. */
+_Static_assert(HR_MAX_CLASSES == HAK_FRONT_MAX_CLASSES && HR_NO_CLASS == HAK_FRONT_MAX_CLASSES &&
+                   HR_SIZE_INDEX_MAX == HAK_FRONT_SIZE_INDEX_MAX,
+               "hr's limits are hakmem_front.h's");
 
 void hr_event(const struct hr_inst *in, uint16_t type, uint32_t cls, uint64_t count)
 {
-    struct hak_event ev = {
-        .type = type,
-        .bucket = (uint16_t)(HAK_BUCKET_C0 + (cls < 7 ? cls : 7)),
-        .owner = in->owner,
-        .bytes = count * in->class_size[cls],
-        .count = count,
-    };
-    in->host->event(&ev);
+    hak_front_event(in->host, in->owner, type, cls, in->class_size[cls], count);
 }
 
 static void *hr_create(const struct hak_host *host, const struct hak_box_config *cfg,
@@ -67,66 +54,37 @@ static void *hr_create(const struct hak_host *host, const struct hak_box_config 
 {
     const struct hak_value *v = cfg->values;
     const struct hak_link *below = &cfg->links[0];
-    const struct hak_box_ops *b = below->desc ? &below->desc->ops : NULL;
-
-    if (!b || !b->class_count || !b->class_size || !b->alloc_batch || !b->free_batch) {
-        hr_error(err, err_len, "below: the linked box has no class interface ",
-                 "(class_count/class_size/alloc_batch/free_batch)");
+    uint32_t n = hak_front_class_count(below, err, err_len);
+    if (!n)
         return NULL;
-    }
-    uint32_t n = b->class_count(below->inst);
-    if (n == 0 || n > HR_MAX_CLASSES) {
-        hr_error(err, err_len, "below: ", "between 1 and 16 classes are supported");
-        return NULL;
-    }
     for (uint32_t k = 0; k < 9; k++) {
         int64_t size = v[k == 0 ? P_RING : P_RING_C0 + k - 1].i;
         if (size && !hak_is_pow2((size_t)size)) {
-            hr_error(err, err_len, hr_params[k == 0 ? P_RING : P_RING_C0 + k - 1].name,
-                     ": ring sizes must be powers of two");
+            hak_front_error(err, err_len, hr_params[k == 0 ? P_RING : P_RING_C0 + k - 1].name,
+                            ": ring sizes must be powers of two");
             return NULL;
         }
     }
     struct hr_inst *in = host->meta_alloc(sizeof *in);
     if (!in) {
-        hr_error(err, err_len, "out of metadata memory", "");
+        hak_front_error(err, err_len, "out of metadata memory", "");
         return NULL;
     }
     in->host = host;
     in->below = *below;
-    in->bops = b;
+    in->bops = &below->desc->ops;
     in->owner = cfg->owner;
     strncpy(in->name, cfg->instance_name ? cfg->instance_name : "tiny_hot_ring",
             sizeof in->name - 1);
     in->nclasses = n;
     in->secret = host->block_secret; /* the tiny free-marker convention */
-    uint32_t slots = 0;
-    for (uint32_t c = 0; c < n; c++) {
-        size_t size = b->class_size(below->inst, c);
-        if (size < 8 || size > HR_SIZE_INDEX_MAX * 8 || size % 8 ||
-            (c && size <= in->class_size[c - 1])) {
-            hr_error(err, err_len, "below: ",
-                     "class sizes must increase, be multiples of 8 and at most 1024");
-            return NULL;
-        }
-        in->class_size[c] = (uint32_t)size;
-        int64_t ring = c < 8 && v[P_RING_C0 + c].i ? v[P_RING_C0 + c].i : v[P_RING].i;
-        in->size[c] = (uint32_t)ring;
-        in->refill[c] = v[P_REFILL].i < ring ? (uint32_t)v[P_REFILL].i : (uint32_t)ring;
-        int64_t drain = v[P_DRAIN].i ? v[P_DRAIN].i : ring / 2;
-        in->drain[c] = drain < ring ? (uint32_t)drain : (uint32_t)ring;
-        in->slot_off[c] = slots;
-        slots += (uint32_t)ring;
-        in->magic[c] = v[P_CHECK_BLOCK_START].i ? UINT64_MAX / size + 1 : 0;
-    }
-    in->buf_slots = slots;
-    for (uint32_t i = 0; i <= HR_SIZE_INDEX_MAX; i++) {
-        uint32_t c = 0;
-        while (c < n && in->class_size[c] < i * 8)
-            c++;
-        in->cls_of[i] = (uint8_t)(c < n ? c : HR_NO_CLASS);
-        in->cls_off[i] = (uint16_t)(in->cls_of[i] * sizeof(struct hr_class));
-    }
+    /* The default drain is ring / 2, rounded down. */
+    static const struct hak_front_params params = {P_RING, P_RING_C0, P_REFILL, P_DRAIN, P_CHECK_BLOCK_START,
+                                                    .drain_rounds_up = 0};
+    const struct hak_front_tables tables = {in->class_size, in->size, in->refill, in->drain, in->slot_off,
+                                            in->magic, in->cls_of, in->cls_off, &in->buf_slots};
+    if (hak_front_setup(below, n, v, &params, sizeof(struct hr_class), &tables, err, err_len))
+        return NULL;
     return in;
 }
 

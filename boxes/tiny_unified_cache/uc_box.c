@@ -3,6 +3,7 @@
  */
 #include "unified_cache.h"
 
+#include <box_api/hakmem_front.h>
 #include <string.h>
 
 enum {
@@ -37,28 +38,15 @@ static const struct hak_link_decl uc_links[] = {
     {"below", HAK_ROLE_ALLOC, 1, "the box with the classes (superslab)"},
 };
 
-static void uc_error(char *err, size_t len, const char *a, const char *b)
-{
-    size_t at = 0;
-    if (!err || !len)
-        return;
-    for (const char *s = a; *s && at + 1 < len; s++)
-        err[at++] = *s;
-    for (const char *s = b; *s && at + 1 < len; s++)
-        err[at++] = *s;
-    err[at] = 0;
-}
+/* The set-up both tiny fronts share is the box kit's (hakmem_front.h),
+ * written for the same limits. */
+_Static_assert(UC_MAX_CLASSES == HAK_FRONT_MAX_CLASSES && UC_NO_CLASS == HAK_FRONT_MAX_CLASSES &&
+                   UC_SIZE_INDEX_MAX == HAK_FRONT_SIZE_INDEX_MAX,
+               "uc's limits are hakmem_front.h's");
 
 void uc_event(const struct uc_inst *in, uint16_t type, uint32_t cls, uint64_t count)
 {
-    struct hak_event ev = {
-        .type = type,
-        .bucket = (uint16_t)(HAK_BUCKET_C0 + (cls < 7 ? cls : 7)),
-        .owner = in->owner,
-        .bytes = count * in->class_size[cls],
-        .count = count,
-    };
-    in->host->event(&ev);
+    hak_front_event(in->host, in->owner, type, cls, in->class_size[cls], count);
 }
 
 static void *uc_create(const struct hak_host *host, const struct hak_box_config *cfg,
@@ -66,60 +54,30 @@ static void *uc_create(const struct hak_host *host, const struct hak_box_config 
 {
     const struct hak_value *v = cfg->values;
     const struct hak_link *below = &cfg->links[0];
-    const struct hak_box_ops *b = below->desc ? &below->desc->ops : NULL;
-
-    if (!b || !b->class_count || !b->class_size || !b->alloc_batch || !b->free_batch) {
-        uc_error(err, err_len, "below: the linked box has no class interface ",
-                 "(class_count/class_size/alloc_batch/free_batch)");
+    uint32_t n = hak_front_class_count(below, err, err_len);
+    if (!n)
         return NULL;
-    }
-    uint32_t n = b->class_count(below->inst);
-    if (n == 0 || n > UC_MAX_CLASSES) {
-        uc_error(err, err_len, "below: ", "between 1 and 16 classes are supported");
-        return NULL;
-    }
     struct uc_inst *in = host->meta_alloc(sizeof *in);
     if (!in) {
-        uc_error(err, err_len, "out of metadata memory", "");
+        hak_front_error(err, err_len, "out of metadata memory", "");
         return NULL;
     }
     in->host = host;
     in->below = *below;
-    in->bops = b;
+    in->bops = &below->desc->ops;
     in->owner = cfg->owner;
     strncpy(in->name, cfg->instance_name ? cfg->instance_name : "tiny_unified_cache",
             sizeof in->name - 1);
     in->nclasses = n;
     in->hardened = cfg->hardened;
     in->secret = host->block_secret; /* the tiny free-marker convention */
-    uint32_t slots = 0;
-    for (uint32_t c = 0; c < n; c++) {
-        size_t size = b->class_size(below->inst, c);
-        if (size < 8 || size > UC_SIZE_INDEX_MAX * 8 || size % 8 ||
-            (c && size <= in->class_size[c - 1])) {
-            uc_error(err, err_len, "below: ",
-                     "class sizes must increase, be multiples of 8 and at most 1024");
-            return NULL;
-        }
-        in->class_size[c] = (uint32_t)size;
-        int64_t cap = c < 8 && v[P_CAPACITY_C0 + c].i ? v[P_CAPACITY_C0 + c].i
-                                                       : v[P_CAPACITY].i;
-        in->cap[c] = (uint32_t)cap;
-        in->refill[c] = v[P_REFILL].i < cap ? (uint32_t)v[P_REFILL].i : (uint32_t)cap;
-        int64_t drain = v[P_DRAIN].i ? v[P_DRAIN].i : (cap + 1) / 2;
-        in->drain[c] = drain < cap ? (uint32_t)drain : (uint32_t)cap;
-        in->slot_off[c] = slots;
-        slots += (uint32_t)cap;
-        in->magic[c] = v[P_CHECK_BLOCK_START].i ? UINT64_MAX / size + 1 : 0;
-    }
-    in->buf_slots = slots;
-    for (uint32_t i = 0; i <= UC_SIZE_INDEX_MAX; i++) {
-        uint32_t c = 0;
-        while (c < n && in->class_size[c] < i * 8)
-            c++;
-        in->cls_of[i] = (uint8_t)(c < n ? c : UC_NO_CLASS);
-        in->cls_off[i] = (uint16_t)(in->cls_of[i] * sizeof(struct uc_class));
-    }
+    /* The default drain is (capacity + 1) / 2. */
+    static const struct hak_front_params params = {P_CAPACITY, P_CAPACITY_C0, P_REFILL, P_DRAIN, P_CHECK_BLOCK_START,
+                                                    .drain_rounds_up = 1};
+    const struct hak_front_tables tables = {in->class_size, in->cap, in->refill, in->drain, in->slot_off,
+                                            in->magic, in->cls_of, in->cls_off, &in->buf_slots};
+    if (hak_front_setup(below, n, v, &params, sizeof(struct uc_class), &tables, err, err_len))
+        return NULL;
     return in;
 }
 
