@@ -10,7 +10,8 @@
  *   runtime.c         instances, dispatch tables, the malloc paths
  *   thread.c          per-thread blocks, thread exit, the orphan block, fork
  *   bootstrap.c       memory for the host's own start-up
- *   stats.c           the exit report
+ *   stats.c           the exit report, malloc_stats/malloc_info/mallinfo2
+ *   resident.c        resident bytes per box (mincore over the region map)
  *   malloc_api.c      the exported malloc family (libhakmem.so only)
  */
 #ifndef HAKMEM_HOST_INTERNAL_H
@@ -275,9 +276,40 @@ size_t hak_bootstrap_usable(const void *p);
 
 /* ---- stats ---------------------------------------------------------------- */
 
+/* The exit report; the header names the process (pid, command line) and
+ * host.stats_file's %p is replaced by the pid. */
 void hak_stats_report(const struct hak_plan *plan, const char *command_line);
-int hak_stats_format_text(const struct hak_plan *plan, char *buf, size_t cap);
+int hak_stats_format_text(const struct hak_plan *plan, const char *command_line, char *buf,
+                          size_t cap);
 void hak_observers_report(const struct hak_plan *plan, const char *command_line);
+int hak_stats_path(const char *pattern, char *out, size_t len);
+/* /proc/self/cmdline with spaces between the arguments ("" if unreadable). */
+int hak_read_cmdline(char *out, size_t len);
+
+/* glibc's statistics calls (malloc_api.c exports them). plan is NULL when
+ * hakmem is not running. In use counts the program's blocks: tiers under a
+ * front and page boxes are left out (their blocks are the front's, their
+ * spans the tiers'). */
+struct hak_totals {
+    uint64_t mapped, peak, in_use, cached;
+};
+void hak_stats_totals(const struct hak_plan *plan, struct hak_totals *t);
+void hak_malloc_stats(const struct hak_plan *plan);
+char *hak_malloc_info_xml(const struct hak_plan *plan, size_t *len);
+void hak_report_free(char *xml);
+
+/* ---- resident memory (resident.c) ------------------------------------------ */
+
+/* mincore over every granule of the region map and the host's own memory,
+ * at report time (a walk of the whole map: never on a malloc path). */
+struct hak_resident_report {
+    struct hak_resident box[HAK_MAX_INSTANCES + 1]; /* by owner id; [0]: none */
+    uint64_t host, host_mapped; /* region map leaves, metadata, libhakmem's data */
+    uint64_t process_rss;       /* /proc/self/statm, read right after */
+};
+void hak_resident_measure(struct hak_resident_report *out);
+/* The host's own mappings (metadata chunks), for the resident count. */
+void hak_host_map_note(void *p, size_t bytes);
 
 /* ---- libc's allocator ------------------------------------------------------ */
 

@@ -89,16 +89,8 @@ __attribute__((destructor)) static void hak_at_exit(void)
 {
     if (atomic_load(&hak_runtime_state) != 1)
         return;
-    char cmd[1024] = "";
-    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, cmd, sizeof cmd - 1);
-        close(fd);
-        for (ssize_t i = 0; i < n - 1; i++)
-            if (cmd[i] == '\0')
-                cmd[i] = ' ';
-        cmd[n > 0 ? n : 0] = '\0';
-    }
+    char cmd[1024];
+    hak_read_cmdline(cmd, sizeof cmd);
     hak_observers_report(hak_plan_active, cmd);
     hak_stats_report(hak_plan_active, cmd);
 }
@@ -169,31 +161,32 @@ EXPORT int malloc_trim(size_t pad)
     return hak_trim();
 }
 
-static void totals(size_t *mapped, size_t *in_use)
+static const struct hak_plan *running_plan(void)
 {
-    *mapped = *in_use = 0;
-    const struct hak_plan *plan = hak_plan_active;
-    if (!plan || atomic_load(&hak_runtime_state) != 1)
-        return;
-    for (int i = 0; i < plan->instance_count; i++) {
-        struct hak_stats s;
-        hak_stats_collect(plan, i, &s);
-        *mapped += atomic_load(&plan->instances[i].bytes_mapped);
-        if (s.bytes_allocated > s.bytes_freed)
-            *in_use += s.bytes_allocated - s.bytes_freed;
-    }
+    return atomic_load(&hak_runtime_state) == 1 ? hak_plan_active : NULL;
 }
 
+/* glibc's fields, filled from the numbers of the stats table and of
+ * malloc_info: arena = bytes mapped by the boxes, uordblks = the program's
+ * bytes in use, fordblks = the rest of what is mapped, fsmblks = bytes held
+ * in the boxes' caches, usmblks = the sum of the boxes' peak mappings. */
 EXPORT struct mallinfo2 mallinfo2(void)
 {
     struct mallinfo2 mi;
     memset(&mi, 0, sizeof mi);
-    size_t mapped, in_use;
-    totals(&mapped, &in_use);
-    mi.arena = mapped;
-    mi.uordblks = in_use;
-    mi.fordblks = mapped > in_use ? mapped - in_use : 0;
+    struct hak_totals t;
+    hak_stats_totals(running_plan(), &t);
+    mi.arena = t.mapped;
+    mi.uordblks = t.in_use;
+    mi.fordblks = t.mapped > t.in_use ? t.mapped - t.in_use : 0;
+    mi.fsmblks = t.cached;
+    mi.usmblks = t.peak;
     return mi;
+}
+
+static int clamp_int(size_t v)
+{
+    return (int)(v > INT32_MAX ? INT32_MAX : v);
 }
 
 EXPORT struct mallinfo mallinfo(void)
@@ -201,10 +194,35 @@ EXPORT struct mallinfo mallinfo(void)
     struct mallinfo2 m2 = mallinfo2();
     struct mallinfo mi;
     memset(&mi, 0, sizeof mi);
-    mi.arena = (int)(m2.arena > INT32_MAX ? INT32_MAX : m2.arena);
-    mi.uordblks = (int)(m2.uordblks > INT32_MAX ? INT32_MAX : m2.uordblks);
-    mi.fordblks = (int)(m2.fordblks > INT32_MAX ? INT32_MAX : m2.fordblks);
+    mi.arena = clamp_int(m2.arena);
+    mi.uordblks = clamp_int(m2.uordblks);
+    mi.fordblks = clamp_int(m2.fordblks);
+    mi.fsmblks = clamp_int(m2.fsmblks);
+    mi.usmblks = clamp_int(m2.usmblks);
     return mi;
+}
+
+/* hakmem's stats table on stderr (glibc prints its arenas there). */
+EXPORT void malloc_stats(void) { hak_malloc_stats(running_plan()); }
+
+/* XML in glibc's structure: one <heap> per box. Formatted into a mapped
+ * buffer with no lock held, then written to fp (stdio may allocate, through
+ * hakmem, which is fine by then). */
+EXPORT int malloc_info(int options, FILE *fp)
+{
+    if (options != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    size_t len;
+    char *xml = hak_malloc_info_xml(running_plan(), &len);
+    if (!xml) {
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t written = fwrite(xml, 1, len, fp);
+    hak_report_free(xml);
+    return written == len ? 0 : -1;
 }
 
 /* No glibc tunable applies to hakmem's boxes: accept and ignore. */

@@ -200,7 +200,10 @@ void *hak_meta_alloc(size_t bytes)
         return NULL;
     if (size >= 256 * 1024) {
         void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        return m == MAP_FAILED ? NULL : m;
+        if (m == MAP_FAILED)
+            return NULL;
+        hak_host_map_note(m, size); /* counted as the host's own resident memory */
+        return m;
     }
     pthread_mutex_lock(&meta_lock);
     if (!meta_cursor || (size_t)(meta_end - meta_cursor) < size) {
@@ -210,6 +213,7 @@ void *hak_meta_alloc(size_t bytes)
             pthread_mutex_unlock(&meta_lock);
             return NULL;
         }
+        hak_host_map_note(m, chunk);
         meta_cursor = m;
         meta_end = meta_cursor + chunk;
     }

@@ -64,6 +64,7 @@ struct tel_bucket_view {
     int alloc_box;      /* index in ctx->boxes the allocations come from */
     enum tel_touch_source touch_source;
     uint64_t touch_milli; /* touches per page * 1000 */
+    uint64_t resident;  /* bytes resident at exit (host's count per box, attributed) */
 };
 
 struct tel_box_view {
@@ -72,12 +73,14 @@ struct tel_box_view {
     uint32_t bucket_mask;
     bool has_touch;
     uint64_t touch_milli;
+    uint64_t resident;  /* bytes resident at exit, from the host */
 };
 
 struct tel_view {
     struct tel_bucket_view buckets[HAK_BUCKET_COUNT];
     struct tel_box_view boxes[TEL_MAX_OWNERS]; /* by index in ctx->boxes */
     uint32_t box_count;
+    bool has_resident;  /* the host counted resident memory (ctx->resident) */
 };
 
 extern const char *const tel_bucket_names[HAK_BUCKET_COUNT];

@@ -175,12 +175,16 @@ static void write_text(const struct tel_inst *in, const struct hak_report_ctx *c
         tel_printf(&o, "process: minor faults %llu, major faults %llu, peak RSS %llu KB\n",
                    (unsigned long long)proc->minor_faults, (unsigned long long)proc->major_faults,
                    (unsigned long long)proc->peak_rss_kb);
+    if (v->has_resident)
+        tel_printf(&o, "resident at exit: RSS %llu KB, the host's own %llu KB\n",
+                   (unsigned long long)(ctx->process_rss >> 10),
+                   (unsigned long long)(ctx->host_resident >> 10));
     if (!in->events)
         tel_printf(&o, "events: off\n");
     else {
-        tel_printf(&o, "%-6s %9s %8s %8s %8s %9s %9s %9s %11s %9s\n", "bucket", "fresh pg",
-                   "mapped", "returned", "reuse", "refills", "drains", "remote", "allocs",
-                   "touch/pg");
+        tel_printf(&o, "%-6s %9s %8s %8s %8s %8s %9s %9s %9s %11s %9s\n", "bucket", "fresh pg",
+                   "mapped", "resident", "returned", "reuse", "refills", "drains", "remote",
+                   "allocs", "touch/pg");
         for (int i = 0; i < HAK_BUCKET_COUNT; i++) {
             const struct tel_bucket_view *bk = &v->buckets[i];
             const struct tel_row *r = &bk->row;
@@ -191,9 +195,13 @@ static void write_text(const struct tel_inst *in, const struct hak_report_ctx *c
                 milli_text(bk->touch_milli, a, sizeof a);
                 snprintf(touch, sizeof touch, "%s%s", bk->touch_source == TOUCH_REFILLS ? "~" : "", a);
             }
-            tel_printf(&o, "%-6s %9llu %8s %8s %8llu %9llu %9llu %9llu %11s %9s\n",
+            char res[24] = "-";
+            if (v->has_resident)
+                human(bk->resident, res, sizeof res);
+            tel_printf(&o, "%-6s %9llu %8s %8s %8s %8llu %9llu %9llu %9llu %11s %9s\n",
                        tel_bucket_names[i], (unsigned long long)tel_pages(r->fresh_bytes),
-                       human(r->mapped_bytes, b, sizeof b), human(r->unmapped_bytes, c, sizeof c),
+                       human(r->mapped_bytes, b, sizeof b), res,
+                       human(r->unmapped_bytes, c, sizeof c),
                        (unsigned long long)r->reuse_events, (unsigned long long)r->refills,
                        (unsigned long long)r->drains, (unsigned long long)r->remote_frees, allocs,
                        touch);
@@ -202,9 +210,9 @@ static void write_text(const struct tel_inst *in, const struct hak_report_ctx *c
                        "a lower bound; - = unknown)\n");
     }
     if (in->boxes) {
-        tel_printf(&o, "%-12s %-18s %11s %11s %8s %8s %8s %8s %8s %9s %9s\n", "box", "plugin",
-                   "allocs", "frees", "refills", "drains", "remote", "mapped", "peak", "fresh pg",
-                   "touch/pg");
+        tel_printf(&o, "%-12s %-18s %11s %11s %8s %8s %8s %8s %8s %8s %9s %9s\n", "box",
+                   "plugin", "allocs", "frees", "refills", "drains", "remote", "mapped",
+                   "resident", "peak", "fresh pg", "touch/pg");
         for (uint32_t i = 0; i < v->box_count; i++) {
             const struct hak_report_box *rb = &ctx->boxes[i];
             const struct tel_box_view *bv = &v->boxes[i];
@@ -213,12 +221,16 @@ static void write_text(const struct tel_inst *in, const struct hak_report_ctx *c
             char touch[24] = "-";
             if (bv->has_touch)
                 milli_text(bv->touch_milli, touch, sizeof touch);
-            tel_printf(&o, "%-12s %-18s %11llu %11llu %8llu %8llu %8llu %8s %8s %9llu %9s\n",
+            char res[24] = "-";
+            if (v->has_resident)
+                human(bv->resident, res, sizeof res);
+            tel_printf(&o, "%-12s %-18s %11llu %11llu %8llu %8llu %8llu %8s %8s %8s %9llu %9s\n",
                        rb->instance_name, rb->plugin, (unsigned long long)rb->stats.allocs,
                        (unsigned long long)rb->stats.frees, (unsigned long long)rb->stats.refills,
                        (unsigned long long)rb->stats.drains,
                        (unsigned long long)rb->stats.remote_frees,
-                       human(rb->bytes_mapped, b, sizeof b), human(rb->peak_mapped, c, sizeof c),
+                       human(rb->bytes_mapped, b, sizeof b), res,
+                       human(rb->peak_mapped, c, sizeof c),
                        (unsigned long long)tel_pages(bv->row.fresh_bytes), touch);
         }
     }
@@ -246,6 +258,15 @@ static void json_row(struct tel_out *o, const struct tel_row *r)
                (unsigned long long)r->remote_frees);
 }
 
+/* "resident_bytes": null when the host did not count (an older host). */
+static void json_resident(struct tel_out *o, bool known, uint64_t bytes)
+{
+    if (known)
+        tel_printf(o, ",\"resident_bytes\":%llu", (unsigned long long)bytes);
+    else
+        tel_printf(o, ",\"resident_bytes\":null");
+}
+
 static void json_touch(struct tel_out *o, bool known, uint64_t milli)
 {
     if (known)
@@ -269,17 +290,23 @@ static void write_json(int fd, const struct tel_inst *in, const struct hak_repor
     tel_json_string(&o, ctx->command_line);
     tel_printf(&o, "\",\"pid\":%ld,\"events\":%s,\n\"process\":", (long)getpid(),
                in->events ? "true" : "false");
-    if (in->process)
-        tel_printf(&o, "{\"minor_faults\":%llu,\"major_faults\":%llu,\"peak_rss_kb\":%llu}",
+    if (in->process) {
+        tel_printf(&o, "{\"minor_faults\":%llu,\"major_faults\":%llu,\"peak_rss_kb\":%llu",
                    (unsigned long long)proc->minor_faults, (unsigned long long)proc->major_faults,
                    (unsigned long long)proc->peak_rss_kb);
-    else
+        if (v->has_resident)
+            tel_printf(&o, ",\"rss_bytes\":%llu,\"host_resident_bytes\":%llu",
+                       (unsigned long long)ctx->process_rss,
+                       (unsigned long long)ctx->host_resident);
+        tel_printf(&o, "}");
+    } else
         tel_printf(&o, "null");
     tel_printf(&o, ",\n\"buckets\":{");
     for (int b = 0; b < HAK_BUCKET_COUNT; b++) {
         const struct tel_bucket_view *bk = &v->buckets[b];
         tel_printf(&o, "%s\n\"%s\":{", b ? "," : "", tel_bucket_names[b]);
         json_row(&o, &bk->row);
+        json_resident(&o, v->has_resident, bk->resident);
         if (bk->alloc_box >= 0) {
             tel_printf(&o, ",\"allocs\":%llu,\"alloc_box\":\"", (unsigned long long)bk->allocs);
             tel_json_string(&o, ctx->boxes[bk->alloc_box].instance_name);
@@ -308,13 +335,14 @@ static void write_json(int fd, const struct tel_inst *in, const struct hak_repor
         tel_printf(&o,
                    "\"allocs\":%llu,\"frees\":%llu,\"bytes_allocated\":%llu,\"bytes_freed\":%llu,"
                    "\"refills\":%llu,\"drains\":%llu,\"remote_frees\":%llu,\"cached_bytes\":%llu,"
-                   "\"bytes_mapped\":%llu,\"peak_mapped\":%llu,",
+                   "\"bytes_mapped\":%llu,\"peak_mapped\":%llu",
                    (unsigned long long)s->allocs, (unsigned long long)s->frees,
                    (unsigned long long)s->bytes_allocated, (unsigned long long)s->bytes_freed,
                    (unsigned long long)s->refills, (unsigned long long)s->drains,
                    (unsigned long long)s->remote_frees, (unsigned long long)s->cached_bytes,
                    (unsigned long long)rb->bytes_mapped, (unsigned long long)rb->peak_mapped);
-        tel_printf(&o, "\"events\":{");
+        json_resident(&o, v->has_resident, bv->resident);
+        tel_printf(&o, ",\"events\":{");
         json_row(&o, &bv->row);
         tel_printf(&o, "},\"buckets\":\"%s\",", mask_text(bv->bucket_mask, text, sizeof text));
         json_touch(&o, bv->has_touch, bv->touch_milli);

@@ -58,6 +58,28 @@ static uint64_t per_page_milli(uint64_t touches, uint64_t fresh_bytes)
     return pages ? (uint64_t)((long double)touches * 1000 / pages + 0.5L) : 0;
 }
 
+/* A box's resident bytes go to the bucket it serves; a tier serving tiny
+ * classes only (C0..C7, and SSM for its metadata) is split by granule tag,
+ * which the ABI makes the class index for a tier with a class interface:
+ * classes from 7 up share C7 as they do in the events, tags past the
+ * classes (metadata) are SSM. Anything else stays in OTHER. */
+static void attribute_resident(struct tel_view *view, uint32_t i, const struct hak_resident *r)
+{
+    struct tel_box_view *bv = &view->boxes[i];
+    bv->resident = r->bytes;
+    const uint32_t tiny = ((1u << (HAK_BUCKET_C7 + 1)) - 1) << HAK_BUCKET_C0;
+    uint32_t classes = bv->bucket_mask & ~(1u << HAK_BUCKET_SSM);
+    if (bv->bucket >= 0) {
+        view->buckets[bv->bucket].resident += r->bytes;
+    } else if (classes && !(classes & ~tiny)) {
+        for (int t = 0; t < HAK_RESIDENT_TAGS; t++)
+            view->buckets[HAK_BUCKET_C0 + (t < 7 ? t : 7)].resident += r->by_tag[t];
+        view->buckets[HAK_BUCKET_SSM].resident += r->other_tags;
+    } else {
+        view->buckets[HAK_BUCKET_OTHER].resident += r->bytes;
+    }
+}
+
 void tel_view_build(const struct tel_inst *in, const struct hak_report_ctx *ctx,
                     struct tel_view *view)
 {
@@ -94,6 +116,10 @@ void tel_view_build(const struct tel_inst *in, const struct hak_report_ctx *ctx,
             bk->allocs = rb->stats.allocs;
         }
     }
+
+    view->has_resident = ctx->resident != NULL;
+    for (uint32_t i = 0; view->has_resident && i < view->box_count; i++)
+        attribute_resident(view, i, &ctx->resident[i]);
 
     for (int b = 0; b < HAK_BUCKET_COUNT; b++) {
         struct tel_bucket_view *bk = &view->buckets[b];

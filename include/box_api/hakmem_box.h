@@ -335,11 +335,25 @@ struct hak_report_box {
     uint64_t peak_mapped;
 };
 
+/* Resident memory of one box at report time: mincore over the granules the
+ * region map records for it, split by the granules' tags (for a tier with a
+ * class interface the tag is the class index). */
+#define HAK_RESIDENT_TAGS 16
+struct hak_resident {
+    uint64_t bytes;                     /* every granule the box owns */
+    uint64_t by_tag[HAK_RESIDENT_TAGS]; /* granules tagged 0..15 */
+    uint64_t other_tags;                /* granules with a larger tag */
+};
+
 struct hak_report_ctx {
     const char *config_name; /* file path, or "(embedded default)" */
     const char *command_line;
     uint32_t box_count;
     const struct hak_report_box *boxes;
+    /* Appended in ABI 1 (older observers never read past `boxes`): */
+    const struct hak_resident *resident; /* parallel to boxes; NULL: not counted */
+    uint64_t host_resident;   /* the host's own: region map, metadata, its data */
+    uint64_t process_rss;     /* the process's RSS at the same moment, bytes */
 };
 
 /* ---- the descriptor --------------------------------------------------- */

@@ -135,7 +135,7 @@ for c in $cases; do
     problem="stdout differs"
   elif ! cmp -s "$dir/expected/$c.stderr" "$results/$c.stderr"; then
     problem="stderr differs"
-  elif ! grep -qF "hakmem stats (config $want_name)" "$stats" 2>/dev/null; then
+  elif ! grep -qxF "config: $want_name" "$stats" 2>/dev/null; then
     problem="no stats report from the host: was it loaded with $want_name?"
   fi
   if [ -n "$problem" ]; then

@@ -1,0 +1,188 @@
+/*
+ * Resident memory at report time: per box and per granule tag, from the
+ * region map, by mincore(2) over the granules each box owns; and the host's
+ * own (region map leaves, metadata chunks, libhakmem.so's data and BSS),
+ * beside the process's RSS read at the same moment.
+ *
+ * Report-time only (exit report, malloc_stats, malloc_info): a walk of the
+ * map's top level and of every leaf, one mincore per run of granules with
+ * the same entry. No lock is taken: leaves are never freed, and a granule
+ * unmapped while it is counted makes mincore fail for that run, which is
+ * then counted granule by granule, skipping what is gone. No allocation.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* ---- the host's own mappings ---------------------------------------------- */
+
+#define HOST_MAPS 512
+
+static struct {
+    void *_Atomic p;
+    size_t bytes;
+} host_maps[HOST_MAPS];
+static _Atomic unsigned host_map_count;
+static _Atomic uint64_t host_unlisted_bytes; /* past HOST_MAPS: mapped, not scanned */
+
+void hak_host_map_note(void *p, size_t bytes)
+{
+    unsigned i = atomic_fetch_add_explicit(&host_map_count, 1, memory_order_relaxed);
+    if (i >= HOST_MAPS) {
+        atomic_fetch_add_explicit(&host_unlisted_bytes, bytes, memory_order_relaxed);
+        return;
+    }
+    host_maps[i].bytes = bytes;
+    atomic_store_explicit(&host_maps[i].p, p, memory_order_release);
+}
+
+/* ---- mincore ----------------------------------------------------------------- */
+
+static size_t page_bytes(void)
+{
+    static size_t page;
+    if (!page)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    return page;
+}
+
+static uint64_t count_vec(const unsigned char *vec, size_t n)
+{
+    uint64_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += vec[i] & 1;
+    return k;
+}
+
+/* Resident bytes of [p, p + bytes): what is unmapped meanwhile counts 0. */
+static uint64_t resident_of(const void *p, size_t bytes)
+{
+    const size_t page = page_bytes();
+    unsigned char vec[1024];
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(page - 1);
+    uintptr_t end = ((uintptr_t)p + bytes + page - 1) & ~(uintptr_t)(page - 1);
+    size_t step = sizeof vec * page;
+    uint64_t pages = 0;
+    while (a < end) {
+        size_t chunk = end - a < step ? end - a : step;
+        if (mincore((void *)a, chunk, vec) == 0) {
+            pages += count_vec(vec, chunk / page);
+            a += chunk;
+        } else if (step > page) {
+            step = step > HAK_GRANULE ? HAK_GRANULE : page; /* narrow down past the hole */
+        } else {
+            a += chunk; /* this page is gone */
+        }
+    }
+    return pages * page;
+}
+
+/* ---- libhakmem.so's writable segments ----------------------------------------- */
+
+struct own_object {
+    uintptr_t probe;
+    uint64_t resident, mapped;
+};
+
+static int object_segments(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct own_object *o = arg;
+    int mine = 0;
+    for (int i = 0; i < info->dlpi_phnum && !mine; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        mine = ph->p_type == PT_LOAD && o->probe >= lo && o->probe < lo + ph->p_memsz;
+    }
+    if (!mine)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        o->resident += resident_of((const void *)lo, ph->p_memsz);
+        o->mapped += ph->p_memsz;
+    }
+    return 1;
+}
+
+/* ---- the walk ----------------------------------------------------------------- */
+
+static uint64_t process_rss(void)
+{
+    char text[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    const char *s = text;
+    while (*s && *s != ' ')
+        s++; /* size */
+    uint64_t pages = 0;
+    while (*s == ' ')
+        s++;
+    for (; *s >= '0' && *s <= '9'; s++)
+        pages = pages * 10 + (uint64_t)(*s - '0');
+    return pages * page_bytes();
+}
+
+void hak_resident_measure(struct hak_resident_report *out)
+{
+    memset(out, 0, sizeof *out);
+    const uint32_t leaf_entries = 1u << HAK_REGION_LEAF_BITS;
+    const size_t run_max = 64; /* granules per mincore: a 1 KB vector */
+    for (size_t top = 0; top < (1u << HAK_REGION_TOP_BITS); top++) {
+        uint32_t *leaf = atomic_load_explicit(&hak_region_top[top], memory_order_acquire);
+        if (!leaf)
+            continue;
+        out->host += resident_of(leaf, sizeof(uint32_t) * leaf_entries);
+        out->host_mapped += sizeof(uint32_t) * leaf_entries;
+        for (uint32_t i = 0; i < leaf_entries;) {
+            uint32_t e = __atomic_load_n(&leaf[i], __ATOMIC_RELAXED) & ~HAK_REGION_FAST;
+            if (!e) {
+                i++;
+                continue;
+            }
+            uint32_t j = i + 1;
+            while (j < leaf_entries && j - i < run_max &&
+                   (__atomic_load_n(&leaf[j], __ATOMIC_RELAXED) & ~HAK_REGION_FAST) == e)
+                j++;
+            uintptr_t addr = ((uintptr_t)top << 32) | ((uintptr_t)i << HAK_GRANULE_SHIFT);
+            uint64_t r = resident_of((const void *)addr, (size_t)(j - i) << HAK_GRANULE_SHIFT);
+            uint32_t owner = e >> 16, tag = e & 0xFFFFu;
+            if (owner <= HAK_MAX_INSTANCES) {
+                struct hak_resident *b = &out->box[owner];
+                b->bytes += r;
+                if (tag < HAK_RESIDENT_TAGS)
+                    b->by_tag[tag] += r;
+                else
+                    b->other_tags += r;
+            }
+            i = j;
+        }
+    }
+    unsigned maps = atomic_load_explicit(&host_map_count, memory_order_relaxed);
+    for (unsigned i = 0; i < maps && i < HOST_MAPS; i++) {
+        void *p = atomic_load_explicit(&host_maps[i].p, memory_order_acquire);
+        if (!p)
+            continue; /* being noted right now */
+        out->host += resident_of(p, host_maps[i].bytes);
+        out->host_mapped += host_maps[i].bytes;
+    }
+    out->host_mapped += atomic_load_explicit(&host_unlisted_bytes, memory_order_relaxed);
+    struct own_object self = {.probe = (uintptr_t)&hak_region_top};
+    dl_iterate_phdr(object_segments, &self);
+    out->host += self.resident;
+    out->host_mapped += self.mapped;
+    out->process_rss = process_rss();
+}
