@@ -23,6 +23,8 @@ TEST is one of:
   columns         results.csv and results.md of synthetic cells: spread,
                   ratio interval, p and verdict columns, the header's level
   threads         --threads N reaches the workloads that take a thread count
+  until_ci        --until-ci stops when every interval is narrow enough, or
+                  at its budget, with a progress line per extra round
 Exit 0 on success, 1 with a message on failure.
 """
 
@@ -463,6 +465,34 @@ def test_threads(hb, bench_dir, wdir):
     print("threads: ok")
 
 
+def test_until_ci(bench_dir, wdir):
+    with tempfile.TemporaryDirectory() as out:
+        # A width no interval reaches: rounds go on until the budget is spent.
+        r = runner(bench_dir, wdir, "-w", "random_mixed", "-A", "glibc", "--quick", "--runs", "2",
+                   "--until-ci", "0.000001", "--budget", "3", "--no-chart", "--out", out)
+        if r.returncode != 0:
+            fail("runner exited %d: %s" % (r.returncode, r.stderr))
+        lines = r.stderr.splitlines()
+        rounds = [l for l in lines if l.startswith("until-ci:") and "wider than" in l
+                  and "budget" in l]
+        done = [l for l in lines if l.startswith("until-ci: budget of 3s spent")]
+        runs = len(read_csv(os.path.join(out, "runs.csv")))
+        if not rounds or len(done) != 1 or runs <= 2:
+            fail("--until-ci with an unreachable width: %d progress lines, end %r, %d runs:\n%s"
+                 % (len(rounds), done, runs, r.stderr[-1500:]))
+        if "--until-ci 1e-06: %d runs" % runs not in open(os.path.join(out, "results.md")).read():
+            fail("results.md does not say how many runs --until-ci took (%d)" % runs)
+    with tempfile.TemporaryDirectory() as out:
+        # A width every interval has: no round beyond --runs.
+        r = runner(bench_dir, wdir, "-w", "random_mixed", "-A", "glibc", "--quick", "--runs", "3",
+                   "--until-ci", "100000", "--no-chart", "--out", out)
+        runs = len(read_csv(os.path.join(out, "runs.csv")))
+        if r.returncode != 0 or runs != 3 or "every interval under" not in r.stderr:
+            fail("--until-ci with a width already met: exit %d, %d runs:\n%s"
+                 % (r.returncode, runs, r.stderr[-1500:]))
+    print("until_ci: ok")
+
+
 def main(argv):
     if len(argv) < 5 or argv[0] != "--bench-dir" or argv[2] != "--workload-dir":
         print(__doc__, file=sys.stderr)
@@ -491,6 +521,8 @@ def main(argv):
         test_columns(hb)
     elif test == "threads":
         test_threads(hb, bench_dir, wdir)
+    elif test == "until_ci":
+        test_until_ci(bench_dir, wdir)
     else:
         print("unknown test %r" % test, file=sys.stderr)
         return 2
