@@ -144,11 +144,22 @@ const struct hak_box_desc *hak_plugin_load(const char *plugin, const char *confi
                       plugin, path_out, desc->abi_version, HAK_BOX_ABI_VERSION);
         return NULL;
     }
-    if (desc->struct_size < sizeof(struct hak_box_desc)) {
+    if (desc->struct_size < HAK_BOX_DESC_V1_SIZE) {
         hak_error_set(err, file, line,
-                      "plugin '%s': %s has a descriptor of %u bytes, expected %zu (ABI mismatch)",
-                      plugin, path_out, desc->struct_size, sizeof(struct hak_box_desc));
+                      "plugin '%s': %s has a descriptor of %u bytes, expected at least %zu (ABI mismatch)",
+                      plugin, path_out, desc->struct_size, (size_t)HAK_BOX_DESC_V1_SIZE);
         return NULL;
+    }
+    if (desc->struct_size < sizeof(struct hak_box_desc)) {
+        /* Built before optional ops were added at the end of the table:
+         * read it through a zero-padded copy, so those ops are NULL. */
+        struct hak_box_desc *copy = hak_meta_alloc(sizeof *copy);
+        if (!copy) {
+            hak_error_set(err, file, line, "plugin '%s': out of metadata memory", plugin);
+            return NULL;
+        }
+        memcpy(copy, desc, desc->struct_size);
+        desc = copy;
     }
     if (!desc->name || !desc->roles || desc->param_count > HAK_MAX_PARAMS ||
         desc->link_count > HAK_MAX_LINKS || desc->tls_size < sizeof(struct hak_tls_head)) {

@@ -48,6 +48,7 @@ __attribute__((weak)) int hak_lazy_start(void);
 struct big_route {
     uint64_t hi;
     void *(*alloc)(void *tls, size_t size);
+    void *(*alloc_zeroed)(void *tls, size_t size); /* NULL: alloc, then clear */
     uint32_t tls_offset;
 };
 
@@ -146,6 +147,7 @@ static void build_tables(const struct hak_plan *plan)
     for (int i = 0; i < plan->route_count; i++) {
         const struct hak_instance *in = &plan->instances[plan->routes[i].chain[0]];
         big_routes[i] = (struct big_route){ .hi = plan->routes[i].hi, .alloc = in->desc->ops.alloc,
+                                            .alloc_zeroed = in->desc->ops.alloc_zeroed,
                                             .tls_offset = in->tls_offset };
     }
     hak_owners[0] = (struct owner_slot){ .free = free_foreign };
@@ -345,12 +347,31 @@ __attribute__((noinline)) void hak_free_general(void *p, uint32_t entry)
 void *hak_malloc(size_t size) { return hak_malloc_fast(size); }
 void hak_free(void *p) { hak_free_fast(p); }
 
+/* calloc above the direct table: the routed box's alloc_zeroed, which
+ * clears only memory it reuses (fresh pages are zero already); NULL when
+ * the box has none or cannot serve (the caller then allocates and clears). */
+static void *calloc_above_small(size_t total)
+{
+    char *block = hak_tls_block;
+    if (block == hak_null_block || total > PTRDIFF_MAX)
+        return NULL;
+    const struct big_route *r = big_routes;
+    while (total > r->hi)
+        r++;
+    return r->alloc_zeroed ? r->alloc_zeroed(block + r->tls_offset, total) : NULL;
+}
+
 void *hak_calloc(size_t n, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
         errno = ENOMEM;
         return NULL;
+    }
+    if (total > HAK_SMALL_MAX && atomic_load_explicit(&hak_runtime_state, memory_order_relaxed) == 1) {
+        void *z = calloc_above_small(total);
+        if (z)
+            return z;
     }
     void *p = hak_malloc(total);
     /* Bootstrap memory is never reused, so it is still zero. */
@@ -422,7 +443,14 @@ void *hak_realloc(void *p, size_t size)
     /* Keep the block when it fits and is not more than twice too big. */
     if (size <= usable && size >= usable / 2)
         return p;
-    void *q = hak_malloc(size);
+    /* A block of a granule or more that must move to grow gets room to
+     * double, so a buffer grown in steps is copied at most once per
+     * doubling of its size (a mapping then grows by remap, no copy). */
+    void *q = NULL;
+    if (size > usable && usable >= HAK_GRANULE && size < usable * 2 && usable <= PTRDIFF_MAX / 2)
+        q = hak_malloc(usable * 2);
+    if (!q)
+        q = hak_malloc(size);
     if (!q)
         return NULL;
     memcpy(q, p, usable < size ? usable : size);

@@ -178,6 +178,24 @@ static void *svc_remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t own
     return q;
 }
 
+/* Pages of src onto dst, no copy; src leaves the region map (see the ABI). */
+static int svc_move(void *dst, void *src, size_t bytes)
+{
+    size_t size = (bytes + HAK_GRANULE - 1) & ~(HAK_GRANULE - 1);
+    uint32_t entry = hak_region_lookup(src);
+    uint64_t lost[HAK_MAX_INSTANCES + 1] = { 0 };
+    /* Cleared before the move, as in svc_remap: once moved, the old
+     * addresses may be mapped by another thread at once. */
+    hak_region_set(src, size, 0, lost);
+    if (mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, dst) == MAP_FAILED) {
+        hak_region_set(src, size, entry, NULL);
+        return -1;
+    }
+    account_lost(lost);
+    emit(HAK_EV_UNMAP, (uint16_t)(entry >> 16), src, size);
+    return 0;
+}
+
 static void svc_decommit(void *p, size_t bytes)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -352,6 +370,7 @@ struct hak_host hak_host_services = {
     .libc_memalign = __libc_memalign,
     .libc_realloc = __libc_realloc,
     .libc_usable_size = libc_usable_size_service,
+    .move = svc_move,
 };
 
 void hak_services_fork_prepare(void)

@@ -60,5 +60,15 @@ WORKLOADS = [
     Workload("thread_churn", "thread_churn", [], ["--threads=20", "--allocs=500"],
              doc="1000 short threads, 2 at a time, leaving 10% behind",
              threads=("concurrent", 1)),
+    Workload("big_buffers", "big_buffers", [], ["--replace=40", "--min=2097152", "--max=8388608"],
+             instr=(["--replace=100"], ["--replace=200"]),
+             instr_quick=(["--replace=20", "--max=8388608"], ["--replace=40", "--max=8388608"]),
+             doc="20 live buffers of 5-25 MB, one replaced at random 2000 times, zero-filled",
+             threads=False),
+    Workload("growing_array", "growing_array", [], ["--rounds=2", "--max=33554432"],
+             instr=(["--rounds=1"], ["--rounds=2"]),
+             instr_quick=(["--rounds=1", "--max=33554432"], ["--rounds=2", "--max=33554432"]),
+             doc="realloc in 800 KB steps up to 300 MB, each step written, 5 rounds",
+             threads=False),
 ]
 WORKLOAD_BY_NAME = {w.name: w for w in WORKLOADS}

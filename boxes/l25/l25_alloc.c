@@ -202,8 +202,11 @@ size_t l25_usable_size(void *tls, const void *p, uint16_t tag)
     return tag < L25_CLASSES ? (size_t)(tag + 1) << HAK_GRANULE_SHIFT : 0;
 }
 
-/* Same granule count: in place. Fewer: the tail goes back to the run. More:
- * in place when the granules after the block are free. Else the host moves. */
+/* Same granule count, or fewer but at least half: in place, kept (room a
+ * growing buffer will need again). Fewer: the tail goes back to the run.
+ * More: in place when the granules after the block are free. Else the host
+ * moves it, with room to double (a step-grown buffer is copied at most
+ * once per doubling). */
 void *l25_realloc(void *tls, void *p, uint16_t tag, size_t size)
 {
     struct l25_inst *in = l25_inst_of(tls);
@@ -212,7 +215,7 @@ void *l25_realloc(void *tls, void *p, uint16_t tag, size_t size)
     unsigned n_old = (unsigned)tag + 1, n_new = l25_granules(size);
     if (n_new == 1 && size < HAK_GRANULE / 2)
         return NULL; /* a small block belongs to a smaller box: let the host move it */
-    if (n_new == n_old)
+    if (n_new <= n_old && n_new * 2 >= n_old)
         return p;
     uint64_t now = in->host->now_ns();
     hak_spin_lock(&in->lock);

@@ -1,27 +1,33 @@
 /*
  * large: the terminal box. Serves any size from 1 byte and any power-of-two
- * alignment the host can map, one mapping per block (see large.h for the
- * layout). Freed mappings go to a small cache (large_cache.c) so a program
- * freeing and re-allocating big buffers does not map and fault them anew.
+ * alignment the host can map (see large.h for the layout). Freed blocks go
+ * to a cache of committed extents (large_cache.c) that serves later
+ * requests of any size, so a program freeing and re-allocating big buffers
+ * neither maps nor faults them anew.
  *
- * Memory from alloc may hold old data when it comes from the cache: callers
- * (calloc in particular) must not assume zeros.
+ * alloc may return old data (a reused extent); alloc_zeroed clears only
+ * what was reused: a fresh mapping reads as zeros already, so calloc of one
+ * costs the kernel's zero-page faults and nothing more.
  */
 #include "large.h"
 
 #include <stdio.h>
 #include <string.h>
 
-enum { P_CACHE_SLOTS, P_CACHE_MAX_BYTES, P_CACHE_IDLE_MS, P_COUNT };
+enum { P_CACHE_SLOTS, P_CACHE_LIVE_PCT, P_CACHE_MIN_BYTES, P_CACHE_MAX_BYTES, P_CACHE_IDLE_MS,
+       P_COUNT };
 
 static const struct hak_param large_params[P_COUNT] = {
-    [P_CACHE_SLOTS] = {"cache_slots", HAK_PARAM_INT, "8", 0, LARGE_CACHE_MAX, NULL,
-                       "freed mappings kept for reuse (0: unmap at once)"},
-    [P_CACHE_MAX_BYTES] = {"cache_max_bytes", HAK_PARAM_SIZE, "64M", 0,
-                           (int64_t)1 << 40, NULL,
-                           "bytes of freed mappings kept; bigger blocks are unmapped"},
+    [P_CACHE_SLOTS] = {"cache_slots", HAK_PARAM_INT, "32", 0, LARGE_CACHE_MAX, NULL,
+                       "freed extents kept for reuse (0: unmap at once)"},
+    [P_CACHE_LIVE_PCT] = {"cache_live_pct", HAK_PARAM_INT, "50", 0, LARGE_LIVE_PCT_MAX, NULL,
+                          "cache budget: this percent of the bytes the program has live here"},
+    [P_CACHE_MIN_BYTES] = {"cache_min_bytes", HAK_PARAM_SIZE, "64M", 0, (int64_t)1 << 40, NULL,
+                           "cache budget whatever is live (the floor)"},
+    [P_CACHE_MAX_BYTES] = {"cache_max_bytes", HAK_PARAM_SIZE, "4G", 0, (int64_t)1 << 40, NULL,
+                           "cache budget never above this (the ceiling)"},
     [P_CACHE_IDLE_MS] = {"cache_idle_ms", HAK_PARAM_INT, "1000", 0, 3600000, NULL,
-                         "unmap cached mappings idle this long (0: never), checked lazily"},
+                         "unmap cached extents idle this long (0: never), checked lazily"},
 };
 
 /* Requests beyond this fail at once (the address space is 2^47). */
@@ -37,6 +43,11 @@ void large_event(const struct large_inst *in, uint16_t type, const void *p, uint
 static void *large_create(const struct hak_host *host, const struct hak_box_config *cfg,
                           char *err, size_t err_len)
 {
+    if (cfg->values[P_CACHE_MIN_BYTES].i > cfg->values[P_CACHE_MAX_BYTES].i) {
+        snprintf(err, err_len, "cache_min_bytes (%s) is above cache_max_bytes (%s)",
+                 cfg->values[P_CACHE_MIN_BYTES].s, cfg->values[P_CACHE_MAX_BYTES].s);
+        return NULL;
+    }
     struct large_inst *in = host->meta_alloc(sizeof *in);
     if (!in) {
         snprintf(err, err_len, "out of metadata memory");
@@ -46,6 +57,8 @@ static void *large_create(const struct hak_host *host, const struct hak_box_conf
     in->owner = cfg->owner;
     snprintf(in->name, sizeof in->name, "%s", cfg->instance_name);
     in->cache_slots = (uint32_t)cfg->values[P_CACHE_SLOTS].i;
+    in->cache_live_pct = (uint32_t)cfg->values[P_CACHE_LIVE_PCT].i;
+    in->cache_min_bytes = (uint64_t)cfg->values[P_CACHE_MIN_BYTES].i;
     in->cache_max_bytes = (uint64_t)cfg->values[P_CACHE_MAX_BYTES].i;
     in->cache_idle_ns = (uint64_t)cfg->values[P_CACHE_IDLE_MS].i * 1000000u;
     return in;
@@ -60,10 +73,37 @@ static inline struct large_inst *inst_of(void *tls)
     return ((struct hak_tls_head *)tls)->inst;
 }
 
-static void *large_alloc_aligned(void *tls, size_t size, size_t align)
+/* A fresh mapping for a request no cached extent fits: move the biggest
+ * extents' pages into its head (no copy, no page faults for them), so the
+ * cache serves requests bigger than any one extent. Returns the bytes
+ * moved in, from base (they hold old data). */
+static size_t large_fill_from_cache(struct large_inst *in, struct large_tls *t, char *base,
+                                    size_t bytes)
 {
-    struct large_tls *t = tls;
-    struct large_inst *in = inst_of(tls);
+    if (!HAK_HOST_HAS(in->host, move))
+        return 0;
+    struct large_cached piece[LARGE_PIECES_MAX];
+    uint32_t n = large_cache_take_pieces(in, t, bytes, piece, LARGE_PIECES_MAX);
+    size_t at = 0;
+    int failed = 0; /* after a refusal, move no more: old data stays a prefix */
+    for (uint32_t i = 0; i < n; i++) {
+        if (!failed && in->host->move(base + at, piece[i].base, piece[i].bytes) == 0)
+            at += piece[i].bytes;
+        else {
+            failed = 1;
+            large_cache_put(in, t, piece[i].base, piece[i].bytes);
+        }
+    }
+    return at;
+}
+
+/* A block for `size` bytes at `align`. *old_data: how many bytes from the
+ * user pointer may hold old data (0 from a fresh mapping). The
+ * best-fitting cached extent; else a fresh mapping with the biggest
+ * extents' pages moved into it. */
+static void *large_alloc_block(struct large_tls *t, size_t size, size_t align, size_t *old_data)
+{
+    struct large_inst *in = inst_of(t);
     if (size > LARGE_MAX_REQUEST || align > ((size_t)1 << LARGE_MAX_ALIGN_SHIFT))
         return NULL;
     if (!hak_is_pow2(align))
@@ -75,33 +115,57 @@ static void *large_alloc_aligned(void *tls, size_t size, size_t align)
     size_t map_align = align > HAK_GRANULE ? align : HAK_GRANULE;
     size_t bytes = hak_align_up(offset + size, HAK_GRANULE);
 
-    size_t got = 0;
-    char *base = large_cache_take(in, t, bytes, map_align, &got);
+    size_t reused = 0;
+    char *base = large_cache_take(in, t, bytes, map_align);
     if (base) {
-        struct large_hdr *old = (struct large_hdr *)base;
-        if (old->offset != offset) /* the tag encodes the offset */
-            in->host->assign(base, got, in->owner, (uint16_t)shift);
-        bytes = got;
+        reused = bytes;
         large_event(in, HAK_EV_REUSE, base, bytes);
+        char *p = base + offset;
+        if ((uint16_t)in->host->lookup(p) != shift) /* the tag encodes the offset */
+            in->host->assign((void *)((uintptr_t)p & ~(HAK_GRANULE - 1)), HAK_GRANULE, in->owner,
+                             (uint16_t)shift);
     } else {
         base = in->host->map(in->owner, bytes, map_align, (uint16_t)shift);
         if (!base)
             return NULL;
         t->st.refills++; /* the host reports HAK_EV_MAP; FRESH carries the bucket */
-        large_event(in, HAK_EV_FRESH, base, bytes);
+        reused = large_fill_from_cache(in, t, base, bytes);
+        if (reused)
+            large_event(in, HAK_EV_REUSE, base, reused);
+        if (bytes > reused)
+            large_event(in, HAK_EV_FRESH, base + reused, bytes - reused);
     }
     struct large_hdr *h = (struct large_hdr *)base;
     h->magic = LARGE_LIVE ^ (uintptr_t)base;
     h->map_bytes = bytes;
     h->offset = offset;
+    atomic_fetch_add_explicit(&in->live_bytes, bytes, memory_order_relaxed);
     t->st.allocs++;
     t->st.bytes_allocated += bytes - offset;
+    *old_data = reused > offset ? reused - offset : 0;
     return base + offset;
+}
+
+static void *large_alloc_aligned(void *tls, size_t size, size_t align)
+{
+    size_t old_data;
+    return large_alloc_block(tls, size, align, &old_data);
 }
 
 static void *large_alloc(void *tls, size_t size)
 {
-    return large_alloc_aligned(tls, size, HAK_MIN_ALIGN);
+    size_t old_data;
+    return large_alloc_block(tls, size, HAK_MIN_ALIGN, &old_data);
+}
+
+/* calloc: clear what a reused extent brought, never a fresh mapping. */
+static void *large_alloc_zeroed(void *tls, size_t size)
+{
+    size_t old_data;
+    void *p = large_alloc_block(tls, size, HAK_MIN_ALIGN, &old_data);
+    if (p && old_data)
+        memset(p, 0, old_data < size ? old_data : size);
+    return p;
 }
 
 /* The header of the live block whose user pointer is p, or NULL after
@@ -137,6 +201,7 @@ static void large_free(void *tls, void *p, uint16_t tag)
     t->st.frees++;
     t->st.bytes_freed += bytes - h->offset;
     h->magic = LARGE_FREED ^ (uintptr_t)base;
+    atomic_fetch_sub_explicit(&in->live_bytes, bytes, memory_order_relaxed);
     large_cache_put(in, t, base, bytes);
 }
 
@@ -147,10 +212,12 @@ static size_t large_usable_size(void *tls, const void *p, uint16_t tag)
     return h ? h->map_bytes - h->offset : 0;
 }
 
-/* The block is alone in its mapping: resize the mapping (mremap through the
- * host, which may move it and keeps the region map right). Growth rounds up
- * by a quarter so a loop growing a buffer step by step remaps rarely; the
- * extra is address space only until touched. */
+/* Resize in place or by remap, never by copy. Growth takes the cached
+ * extent right after the block if it is big enough (no system call), else
+ * remaps (mremap through the host: the pages move, the region map follows),
+ * rounding up by a quarter so a loop growing a buffer step by step remaps
+ * rarely (the extra is address space only until touched). A shrink below
+ * half gives the tail to the cache. NULL only when remap fails. */
 static void *large_realloc(void *tls, void *p, uint16_t tag, size_t size)
 {
     struct large_tls *t = tls;
@@ -161,31 +228,36 @@ static void *large_realloc(void *tls, void *p, uint16_t tag, size_t size)
     char *base = (char *)h;
     size_t offset = h->offset, old_bytes = h->map_bytes;
     size_t need = hak_align_up(offset + size, HAK_GRANULE);
-    char *nb;
     if (need <= old_bytes) {
         if (need > old_bytes / 2)
             return p; /* fits; not worth giving memory back */
-        nb = in->host->remap(base, old_bytes, need, in->owner, tag);
-        if (!nb)
-            return p;
-    } else {
-        size_t roomy = hak_align_up(old_bytes + old_bytes / 4, HAK_GRANULE);
-        nb = NULL;
-        if (roomy > need) {
-            nb = in->host->remap(base, old_bytes, roomy, in->owner, tag);
-            if (nb)
-                need = roomy;
-        }
-        if (!nb)
+        h->map_bytes = need;
+        atomic_fetch_sub_explicit(&in->live_bytes, old_bytes - need, memory_order_relaxed);
+        t->st.bytes_freed += old_bytes - need;
+        large_cache_put(in, t, base + need, old_bytes - need);
+        return p;
+    }
+    size_t roomy = hak_align_up(old_bytes + old_bytes / 4, HAK_GRANULE);
+    if (roomy < need)
+        roomy = need;
+    char *nb = base;
+    size_t new_bytes = old_bytes + large_cache_take_at(in, base + old_bytes, need - old_bytes,
+                                                       roomy - old_bytes);
+    if (new_bytes == old_bytes) {
+        new_bytes = roomy;
+        nb = in->host->remap(base, old_bytes, roomy, in->owner, tag);
+        if (!nb && roomy > need) {
+            new_bytes = need;
             nb = in->host->remap(base, old_bytes, need, in->owner, tag);
+        }
         if (!nb)
             return NULL;
     }
     h = (struct large_hdr *)nb;
     h->magic = LARGE_LIVE ^ (uintptr_t)nb;
-    h->map_bytes = need;
-    t->st.bytes_freed += old_bytes - offset;
-    t->st.bytes_allocated += need - offset;
+    h->map_bytes = new_bytes;
+    atomic_fetch_add_explicit(&in->live_bytes, new_bytes - old_bytes, memory_order_relaxed);
+    t->st.bytes_allocated += new_bytes - old_bytes;
     return nb + offset;
 }
 
@@ -210,7 +282,7 @@ static const struct hak_box_desc large_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,
     .struct_size = sizeof(struct hak_box_desc),
     .name = "large",
-    .summary = "one mapping per block, any size and alignment, with a cache of freed mappings",
+    .summary = "any size and alignment: blocks of whole granules, freed ones reused at any size, grown by remap",
     .roles = HAK_ROLE_ALLOC,
     .flags = HAK_BOX_FLAG_TERMINAL,
     .params = large_params,
@@ -231,6 +303,7 @@ static const struct hak_box_desc large_desc = {
         .free = large_free,
         .usable_size = large_usable_size,
         .realloc = large_realloc,
+        .alloc_zeroed = large_alloc_zeroed,
     },
 };
 

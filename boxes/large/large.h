@@ -1,11 +1,12 @@
 /*
  * large: internal declarations shared by large.c (the alloc role) and
- * large_cache.c (recently freed mappings kept for reuse).
+ * large_cache.c (freed ranges kept committed for reuse at any size).
  *
- * Layout of a block: one mapping per block. A header sits at the mapping's
- * base; the user pointer is base + offset, offset = max(64, align). The
- * region-map tag of every granule of the mapping is log2(offset), so free
- * finds the header as p - (1 << tag) with no search.
+ * Layout of a block: a range of whole granules this box owns (a mapping of
+ * its own, or a piece carved from a freed one). A header sits at the
+ * range's base; the user pointer is base + offset, offset = max(64, align).
+ * The region-map tag of the granule holding the user pointer is
+ * log2(offset), so free finds the header as p - (1 << tag) with no search.
  */
 #ifndef HAKBOX_LARGE_H
 #define HAKBOX_LARGE_H
@@ -17,6 +18,8 @@
 #include <stdint.h>
 
 #define LARGE_CACHE_MAX 64
+#define LARGE_LIVE_PCT_MAX 1000
+#define LARGE_PIECES_MAX 8 /* extents moved into one new block at most */
 #define LARGE_MIN_OFFSET_SHIFT 6 /* 64 bytes: header room, cache-line aligned data */
 #define LARGE_MAX_ALIGN_SHIFT 40 /* 1 TB: beyond what any mapping can satisfy */
 
@@ -32,10 +35,13 @@ struct large_hdr {
     uint64_t reserved;
 };
 
+/* A free extent: whole granules this box owns and keeps committed (every
+ * byte may hold old data). Extents never overlap; two that touch are
+ * joined when the second one is put. */
 struct large_cached {
     char *base;
     size_t bytes;
-    uint64_t freed_ns;
+    uint64_t freed_ns; /* last put: idle expiry counts from here */
 };
 
 struct large_inst {
@@ -43,9 +49,12 @@ struct large_inst {
     char name[64];
     uint16_t owner;
     uint32_t cache_slots;
-    uint64_t cache_max_bytes;
-    uint64_t cache_idle_ns; /* 0: never released for idleness */
-    hak_spinlock lock;      /* guards the cache below */
+    uint64_t cache_min_bytes; /* kept whatever the program has live */
+    uint64_t cache_max_bytes; /* never more */
+    uint32_t cache_live_pct;  /* budget: this share of the live bytes */
+    uint64_t cache_idle_ns;   /* 0: never released for idleness */
+    _Atomic uint64_t live_bytes; /* bytes of live blocks (their mappings) */
+    hak_spinlock lock;        /* guards the cache below */
     uint32_t cache_count;
     uint64_t cache_bytes;
     _Atomic uint64_t cached_bytes_seen; /* cache_bytes, for stats without the lock */
@@ -59,12 +68,26 @@ struct large_tls {
 
 void large_event(const struct large_inst *in, uint16_t type, const void *p, uint64_t bytes);
 
-/* A cached mapping of at least `bytes` (at most twice that), with a base
- * aligned to `align`; NULL when none fits. */
-char *large_cache_take(struct large_inst *in, struct large_tls *t, size_t bytes, size_t align, size_t *got);
-/* Keep a freed mapping, or unmap it (and whatever the limits push out). */
+/* The bytes the cache may hold now: cache_live_pct of the live bytes,
+ * within [cache_min_bytes, cache_max_bytes]. */
+uint64_t large_cache_budget(const struct large_inst *in);
+
+/* `bytes` at an `align`-aligned address carved from the best-fitting free
+ * extent (what is left on either side stays cached); NULL when none fits. */
+char *large_cache_take(struct large_inst *in, struct large_tls *t, size_t bytes, size_t align);
+/* For a request no extent fits: the biggest extents, biggest first, up to
+ * `bytes` in all (the last one split), at most `max` of them; returns how
+ * many. Their pages are to be moved into a fresh mapping. */
+uint32_t large_cache_take_pieces(struct large_inst *in, struct large_tls *t, size_t bytes,
+                                 struct large_cached *out, uint32_t max);
+/* Take `min`..`want` bytes of the free extent that starts at `at` (the end
+ * of a live block growing in place); returns the bytes taken, 0 if none. */
+size_t large_cache_take_at(struct large_inst *in, char *at, size_t min, size_t want);
+/* Keep a freed range (joined to the extents it touches), then bring the
+ * cache within its slots and budget: the smallest extents go first, the
+ * last one only as far as needed (its tail is unmapped). */
 void large_cache_put(struct large_inst *in, struct large_tls *t, char *base, size_t bytes);
-/* Unmap every cached mapping; bytes released. */
+/* Unmap every cached extent; bytes released. */
 size_t large_cache_flush(struct large_inst *in, struct large_tls *t);
 
 #endif

@@ -1,17 +1,25 @@
 /*
- * Recently freed mappings, kept whole (still committed) so a program that
- * frees and allocates large blocks in a loop neither maps nor faults anew.
- * Bounded by cache_slots and cache_max_bytes; mappings idle longer than
- * cache_idle_ms are unmapped, checked lazily whenever large is called
- * (every large call is a slow path: there is no fast path to protect).
- * The lock covers a scan of at most LARGE_CACHE_MAX entries; munmap happens
- * after it is released.
+ * Freed ranges kept committed ("extents"), so a program that frees and
+ * allocates big blocks neither maps nor faults anew, whatever the sizes:
+ * a request is carved from the best-fitting extent (the rest stays
+ * cached); when none is big enough, the biggest extents' pages are moved
+ * (host->move, no copy) into a fresh mapping of the request's size; a
+ * freed block is joined to the extents it touches; and a block growing in
+ * place takes the extent after it.
+ *
+ * Bounds: at most cache_slots extents and a byte budget that follows what
+ * the program has live (large_cache_budget). Over it, the smallest extents
+ * go first (a small piece serves the fewest requests) and the last one only
+ * as far as needed; extents idle longer than cache_idle_ms are unmapped,
+ * checked lazily whenever large is called (every large call is a slow
+ * path). The lock covers scans of at most LARGE_CACHE_MAX entries; munmap
+ * happens after it is released.
  */
 #include "large.h"
 
 struct victims {
     uint32_t n;
-    struct large_cached v[LARGE_CACHE_MAX + 1];
+    struct large_cached v[LARGE_CACHE_MAX + 2];
 };
 
 static void cache_remove_locked(struct large_inst *in, uint32_t i, struct victims *out)
@@ -21,6 +29,17 @@ static void cache_remove_locked(struct large_inst *in, uint32_t i, struct victim
     in->cache_bytes -= c.bytes;
     if (out)
         out->v[out->n++] = c;
+}
+
+static void cache_add_locked(struct large_inst *in, char *base, size_t bytes, uint64_t when,
+                             struct victims *out)
+{
+    if (in->cache_count >= in->cache_slots) {
+        out->v[out->n++] = (struct large_cached){base, bytes, when};
+        return;
+    }
+    in->cache[in->cache_count++] = (struct large_cached){base, bytes, when};
+    in->cache_bytes += bytes;
 }
 
 static void cache_expire_locked(struct large_inst *in, uint64_t now, struct victims *out)
@@ -44,33 +63,130 @@ static void cache_unlock_and_unmap(struct large_inst *in, struct large_tls *t,
     }
 }
 
-char *large_cache_take(struct large_inst *in, struct large_tls *t, size_t bytes,
-                       size_t align, size_t *got)
+uint64_t large_cache_budget(const struct large_inst *in)
+{
+    uint64_t live = atomic_load_explicit(&in->live_bytes, memory_order_relaxed);
+    uint64_t b = live / 100 * in->cache_live_pct + live % 100 * in->cache_live_pct / 100;
+    if (b < in->cache_min_bytes)
+        b = in->cache_min_bytes;
+    return b < in->cache_max_bytes ? b : in->cache_max_bytes;
+}
+
+char *large_cache_take(struct large_inst *in, struct large_tls *t, size_t bytes, size_t align)
 {
     if (!in->cache_slots)
         return NULL;
     uint64_t now = in->host->now_ns();
     struct victims vs = {0};
-    char *base = NULL;
+    char *got = NULL;
     hak_spin_lock(&in->lock);
     cache_expire_locked(in, now, &vs);
     uint32_t best = UINT32_MAX;
-    /* best fit, bounded waste: at most twice the bytes needed */
     for (uint32_t i = 0; i < in->cache_count; i++) {
         const struct large_cached *c = &in->cache[i];
-        if (c->bytes < bytes || c->bytes / 2 > bytes || ((uintptr_t)c->base & (align - 1)))
+        uintptr_t start = hak_align_up((uintptr_t)c->base, align);
+        if (start + bytes > (uintptr_t)c->base + c->bytes)
             continue;
         if (best == UINT32_MAX || c->bytes < in->cache[best].bytes ||
             (c->bytes == in->cache[best].bytes && c->freed_ns > in->cache[best].freed_ns))
             best = i;
     }
     if (best != UINT32_MAX) {
-        base = in->cache[best].base;
-        *got = in->cache[best].bytes;
+        struct large_cached c = in->cache[best];
+        got = (char *)hak_align_up((uintptr_t)c.base, align);
+        size_t head = (size_t)(got - c.base), tail = c.bytes - head - bytes;
         cache_remove_locked(in, best, NULL);
+        if (head)
+            cache_add_locked(in, c.base, head, c.freed_ns, &vs);
+        if (tail)
+            cache_add_locked(in, got + bytes, tail, c.freed_ns, &vs);
     }
     cache_unlock_and_unmap(in, t, &vs);
-    return base;
+    return got;
+}
+
+uint32_t large_cache_take_pieces(struct large_inst *in, struct large_tls *t, size_t bytes,
+                                 struct large_cached *out, uint32_t max)
+{
+    if (!in->cache_slots)
+        return 0;
+    uint64_t now = in->host->now_ns();
+    struct victims vs = {0};
+    uint32_t n = 0;
+    hak_spin_lock(&in->lock);
+    cache_expire_locked(in, now, &vs);
+    while (bytes && n < max && in->cache_count) {
+        uint32_t big = 0;
+        for (uint32_t i = 1; i < in->cache_count; i++)
+            if (in->cache[i].bytes > in->cache[big].bytes)
+                big = i;
+        struct large_cached *c = &in->cache[big];
+        if (c->bytes > bytes) { /* the head of the last piece; the rest stays */
+            out[n++] = (struct large_cached){c->base, bytes, c->freed_ns};
+            c->base += bytes;
+            c->bytes -= bytes;
+            in->cache_bytes -= bytes;
+            break;
+        }
+        out[n++] = *c;
+        bytes -= c->bytes;
+        cache_remove_locked(in, big, NULL);
+    }
+    cache_unlock_and_unmap(in, t, &vs);
+    return n;
+}
+
+size_t large_cache_take_at(struct large_inst *in, char *at, size_t min, size_t want)
+{
+    size_t took = 0;
+    hak_spin_lock(&in->lock);
+    for (uint32_t i = 0; i < in->cache_count; i++) {
+        struct large_cached *c = &in->cache[i];
+        if (c->base != at)
+            continue;
+        if (c->bytes >= min) {
+            took = c->bytes < want ? c->bytes : want;
+            if (took == c->bytes) {
+                cache_remove_locked(in, i, NULL);
+            } else {
+                c->base += took;
+                c->bytes -= took;
+                in->cache_bytes -= took;
+            }
+        }
+        break;
+    }
+    atomic_store_explicit(&in->cached_bytes_seen, in->cache_bytes, memory_order_relaxed);
+    hak_spin_unlock(&in->lock);
+    return took;
+}
+
+/* Over the slot count or the budget: drop the smallest extents, and trim
+ * the tail of the last one only as far as the budget needs. */
+static void cache_shrink_locked(struct large_inst *in, struct victims *vs)
+{
+    uint64_t budget = large_cache_budget(in);
+    while (in->cache_count && (in->cache_count > in->cache_slots || in->cache_bytes > budget)) {
+        uint32_t small = 0;
+        for (uint32_t i = 1; i < in->cache_count; i++)
+            if (in->cache[i].bytes < in->cache[small].bytes)
+                small = i;
+        uint64_t over = in->cache_bytes > budget ? in->cache_bytes - budget : 0;
+        struct large_cached *c = &in->cache[small];
+        if (in->cache_count > in->cache_slots || c->bytes <= over) {
+            cache_remove_locked(in, small, vs);
+            continue;
+        }
+        size_t cut = hak_align_up((size_t)over, HAK_GRANULE);
+        if (cut >= c->bytes) {
+            cache_remove_locked(in, small, vs);
+            continue;
+        }
+        c->bytes -= cut;
+        in->cache_bytes -= cut;
+        vs->v[vs->n++] = (struct large_cached){c->base + c->bytes, cut, c->freed_ns};
+        break;
+    }
 }
 
 void large_cache_put(struct large_inst *in, struct large_tls *t, char *base, size_t bytes)
@@ -79,20 +195,23 @@ void large_cache_put(struct large_inst *in, struct large_tls *t, char *base, siz
     struct victims vs = {0};
     hak_spin_lock(&in->lock);
     cache_expire_locked(in, now, &vs);
-    if (in->cache_slots && bytes <= in->cache_max_bytes) {
-        /* make room by dropping the oldest */
-        while (in->cache_count >= in->cache_slots ||
-               in->cache_bytes + bytes > in->cache_max_bytes) {
-            uint32_t oldest = 0;
-            for (uint32_t i = 1; i < in->cache_count; i++)
-                if (in->cache[i].freed_ns < in->cache[oldest].freed_ns)
-                    oldest = i;
-            cache_remove_locked(in, oldest, &vs);
-        }
-        in->cache[in->cache_count++] = (struct large_cached){base, bytes, now};
-        in->cache_bytes += bytes;
-    } else {
+    if (!in->cache_slots) {
         vs.v[vs.n++] = (struct large_cached){base, bytes, now};
+    } else {
+        /* join the extents just before and just after */
+        for (uint32_t i = in->cache_count; i-- > 0;) {
+            struct large_cached c = in->cache[i];
+            if (c.base + c.bytes == base) {
+                base = c.base;
+                bytes += c.bytes;
+                cache_remove_locked(in, i, NULL);
+            } else if (base + bytes == c.base) {
+                bytes += c.bytes;
+                cache_remove_locked(in, i, NULL);
+            }
+        }
+        cache_add_locked(in, base, bytes, now, &vs);
+        cache_shrink_locked(in, &vs);
     }
     cache_unlock_and_unmap(in, t, &vs);
 }

@@ -254,7 +254,22 @@ struct hak_host {
     void *(*libc_memalign)(size_t align, size_t size);
     void *(*libc_realloc)(void *, size_t);
     size_t (*libc_usable_size)(void *);
+
+    /* ---- added after version 1 shipped: present when host->struct_size
+     * > offsetof(struct hak_host, FIELD) (HAK_HOST_HAS(host, FIELD)) ---- */
+
+    /* Move the pages of [src, src + bytes) onto [dst, dst + bytes), whole
+     * granules, without copying (mremap): dst is a range the caller owns
+     * from map (what it held is dropped); src's granules leave the region
+     * map as by unmap. Slow path only. Returns 0, or -1 when the kernel
+     * refuses (src spans two mappings): then dst is intact and src's
+     * granules are recorded again as (owner, tag) of its first granule. */
+    int (*move)(void *dst, void *src, size_t bytes);
 };
+
+/* Does this host provide a service added after version 1? */
+#define HAK_HOST_HAS(host, field) \
+    ((host)->struct_size > offsetof(struct hak_host, field) && (host)->field != NULL)
 
 /* ---- instance creation ------------------------------------------------ */
 
@@ -322,6 +337,18 @@ struct hak_box_ops {
     void (*on_event)(void *inst, const struct hak_event *ev);
     /* At exit: write the report; `stats` holds every box's counters. */
     void (*report)(void *inst, const struct hak_report_ctx *ctx);
+
+    /* ---- added after version 1 shipped: optional, at the end ----------
+     * A box built before a field below existed has a shorter descriptor
+     * (desc.struct_size says so); the host reads the missing ops as NULL,
+     * so such a box keeps loading and working. */
+
+    /* alloc role, optional: like alloc, but the memory reads as zeros
+     * (calloc). A box that knows which of its memory is fresh from
+     * host->map (zero, not yet faulted in) clears only what it reuses, so
+     * calloc of fresh memory costs the kernel's zero-page faults alone.
+     * NULL: the host calls alloc and clears the block itself. */
+    void *(*alloc_zeroed)(void *tls, size_t size);
 };
 
 /* What an observer gets at exit. */
@@ -383,6 +410,11 @@ struct hak_box_desc {
 
 typedef const struct hak_box_desc *(*hak_box_describe_fn)(void);
 #define HAK_BOX_DESCRIBE_SYMBOL "hak_box_describe"
+
+/* The descriptor size of a box built before alloc_zeroed was added at the
+ * end of struct hak_box_ops: the smallest struct_size the host accepts
+ * (it reads the ops such a box lacks as NULL). */
+#define HAK_BOX_DESC_V1_SIZE offsetof(struct hak_box_desc, ops.alloc_zeroed)
 
 #ifdef __cplusplus
 }
