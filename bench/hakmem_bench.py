@@ -48,11 +48,13 @@ from runner.formatting import fmt_num, fmt_rate, fmt_ratio, progress  # noqa: E4
 from runner.matrix import Cell, check_checksums, median, workload_argv  # noqa: E402,F401
 from runner.measure import (  # noqa: E402,F401
     KEY_RE, RESULT_REQUIRED, ResultError, RunOutcome, last_line, parse_launch_report,
-    parse_number, parse_result_line, run_cell, run_process, signal_name, wait_process)
+    parse_number, parse_result_line, prepare_program, run_cell, run_process, signal_name,
+    wait_process)
 from runner.report import (  # noqa: E402,F401
     extra_keys, fmt_csv, machine_description, md_table, write_markdown, write_runs_csv,
     write_summary_csv)
-from runner.workloads import WORKLOAD_BY_NAME, WORKLOADS, Workload  # noqa: E402,F401
+from runner.workloads import (  # noqa: E402,F401
+    REAL_WORKLOADS, WORKLOAD_BY_NAME, WORKLOAD_GROUPS, WORKLOADS, Workload)
 from runner.matrix import thread_argument  # noqa: E402,F401
 from runner.stats import (  # noqa: E402,F401
     Spread, bootstrap_median_ci, bootstrap_ratio_ci, mann_whitney, min_runs_for, verdict)
@@ -88,7 +90,8 @@ def parse_args(argv):
     p.add_argument("--workload-dir", metavar="DIR",
                    help="folder holding the bench_* binaries (the CLI passes it)")
     p.add_argument("-w", "--workloads", default=",".join(w.name for w in WORKLOADS),
-                   help="comma-separated workloads (default: all)")
+                   help="comma-separated workloads (default: all synthetic ones); "
+                        "\"real\" stands for every real-program workload")
     p.add_argument("-A", "--allocators", default=",".join(DEFAULT_ALLOCATORS),
                    help="comma-separated: glibc, mimalloc, jemalloc, tcmalloc, hakmem "
                         "(default: all five)")
@@ -175,7 +178,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, on_sigterm)
     parser, args = parse_args(argv)
     if args.list:
-        for w in WORKLOADS:
+        for w in WORKLOADS + REAL_WORKLOADS:
             print("%-18s %s" % (w.name, w.doc))
         return 0
     if args.runs < 1:
@@ -198,11 +201,14 @@ def main(argv):
         args.timeout = 60.0 if args.quick else 300.0
     args.instr_timeout = max(args.timeout, 600.0)
 
-    names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+    names = []
+    for n in (n.strip() for n in args.workloads.split(",")):
+        names += WORKLOAD_GROUPS.get(n, [n] if n else [])
     for n in names:
         if n not in WORKLOAD_BY_NAME:
             parser.error("unknown workload %r (known: %s)"
-                         % (n, ", ".join(w.name for w in WORKLOADS)))
+                         % (n, ", ".join([w.name for w in WORKLOADS + REAL_WORKLOADS] +
+                                         list(WORKLOAD_GROUPS))))
     workloads = [WORKLOAD_BY_NAME[n] for n in dict.fromkeys(names)]
     if not workloads:
         parser.error("no workloads")
@@ -223,7 +229,7 @@ def main(argv):
         tried.append(args.workload_dir)
     tried += [os.path.join(BENCH_DIR, "..", "..", "..", "libexec", "hakmem", "bench"),
               os.path.join(BENCH_DIR, "..", "build", "bin")]
-    wanted_bins = ["launch"] + [w.binary for w in workloads]
+    wanted_bins = ["launch"] + [w.binary for w in workloads if not w.program]
     found = None
     for d in tried:
         if all(os.access(os.path.join(d, "bench_" + b), os.X_OK) for b in wanted_bins):
@@ -304,6 +310,12 @@ def main(argv):
                 " (then until every interval < %g%%, budget %gs)" % (args.until_ci, args.budget)
                 if args.until_ci else "",
                 ", %d threads" % args.threads if args.threads else "", outdir))
+    for w in workloads:
+        if w.program:
+            progress("%s: inputs and reference output (no preload)" % w.name)
+            prepare_program(w, os.path.join(outdir, "programs", w.name), base_env, args.timeout)
+            if w.program.missing:
+                progress("warning: %s will FAIL: %s" % (w.name, w.program.missing))
     wargvs = {w.name: workload_argv(w, args, extra_args) for w in workloads}
     rounds = 0
     started = time.monotonic()

@@ -32,7 +32,7 @@ configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/hakmemConfig.cmake.in
 write_basic_package_version_file(${kit_dir}/hakmemConfigVersion.cmake
   VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
 install(FILES ${kit_dir}/hakmemConfig.cmake ${kit_dir}/hakmemConfigVersion.cmake
-              ${PROJECT_SOURCE_DIR}/cmake/HakmemBox.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/HakmemBox.cmake ${PROJECT_SOURCE_DIR}/cmake/BoxArchive.cmake
         DESTINATION ${HAKMEM_INSTALL_CMAKEDIR})
 
 # The same package for the build tree: headers and configs from the source,
@@ -50,6 +50,7 @@ function(hakmem_kit_build_tree_package)
     NO_CHECK_REQUIRED_COMPONENTS_MACRO)
   configure_file(${kit_dir}/hakmemConfigVersion.cmake ${dir}/hakmemConfigVersion.cmake COPYONLY)
   configure_file(${PROJECT_SOURCE_DIR}/cmake/HakmemBox.cmake ${dir}/HakmemBox.cmake COPYONLY)
+  configure_file(${PROJECT_SOURCE_DIR}/cmake/BoxArchive.cmake ${dir}/BoxArchive.cmake COPYONLY)
 endfunction()
 hakmem_kit_build_tree_package()
 

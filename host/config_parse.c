@@ -204,7 +204,9 @@ int hak_config_parse_text(struct hak_cfg_raw *raw, const char *text, size_t len,
     /* Not a memset of the whole table (200 KB of static storage): entries
      * are written whole as they are added. */
     raw->entry_count = 0;
-    snprintf(raw->file, sizeof raw->file, "%s", file);
+    size_t file_len = strlen(file) < sizeof raw->file ? strlen(file) : sizeof raw->file - 1;
+    memcpy(raw->file, file, file_len); /* not snprintf: a thousand instructions */
+    raw->file[file_len] = '\0';
     struct parse_ctx ctx = { .raw = raw, .err = err, .text = text, .len = len };
     int rc = ini_parse_stream(read_line, &ctx, on_entry, &ctx);
     if (ctx.failed)

@@ -30,6 +30,16 @@ const char *hak_role_names(uint32_t roles, char *buf, size_t len)
     return buf;
 }
 
+/* Bounded copy of n bytes of src (truncated to fit) and a NUL: snprintf
+ * costs about a thousand instructions a call, and start-up makes dozens. */
+static void copy_text(char *dst, size_t cap, const char *src, size_t n)
+{
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static int parse_bool(const char *v, int *out)
 {
     static const char *const yes[] = { "1", "on", "true", "yes" };
@@ -209,7 +219,7 @@ static int host_key(struct hak_plan *plan, const struct hak_cfg_entry *e, struct
             FAIL(e, "[host] stats: expected off, text or json, got '%s'", v);
         plan->stats = (enum hak_stats_mode)i;
     } else if (!strcmp(e->key, "stats_file")) {
-        snprintf(plan->stats_file, sizeof plan->stats_file, "%s", v);
+        copy_text(plan->stats_file, sizeof plan->stats_file, v, strlen(v));
     } else if (!strcmp(e->key, "on_config_error")) {
         int i = enum_index("exit|fallback", v);
         if (i < 0)
@@ -223,13 +233,16 @@ static int host_key(struct hak_plan *plan, const struct hak_cfg_entry *e, struct
     } else if (!strcmp(e->key, "hardened")) {
         if (parse_bool(v, &plan->hardened))
             FAIL(e, "[host] hardened: expected on or off, got '%s'", v);
+    } else if (!strcmp(e->key, "builtin_boxes")) {
+        if (parse_bool(v, &hak_plugin_builtins_enabled))
+            FAIL(e, "[host] builtin_boxes: expected on or off, got '%s'", v);
     } else if (!strcmp(e->key, "box_dir")) {
-        snprintf(plan->box_dir, sizeof plan->box_dir, "%s", v);
+        copy_text(plan->box_dir, sizeof plan->box_dir, v, strlen(v));
     } else if (!strcmp(e->key, "terminal")) {
         /* resolved once the boxes are known */
     } else {
         FAIL(e, "[host] unknown key '%s' (expected stats, stats_file, on_config_error, "
-                "on_bad_free, hardened, box_dir or terminal)", e->key);
+                "on_bad_free, hardened, box_dir, builtin_boxes or terminal)", e->key);
     }
     return 0;
 }
@@ -248,25 +261,38 @@ static int declare_boxes(struct hak_plan *plan, const struct hak_cfg_raw *raw, c
         if (plan->instance_count == HAK_MAX_INSTANCES)
             FAIL(e, "[%s]: more than %d boxes", e->section, HAK_MAX_INSTANCES);
         struct hak_instance *in = &plan->instances[plan->instance_count];
-        memset(in, 0, sizeof *in);
+        memset(in, 0, offsetof(struct hak_instance, name));
         if (set_name(in->name, sizeof in->name, name))
             FAIL(e, "[%s]: a box name is letters, digits, '_' or '-' (at most %d)", e->section,
                  HAK_NAME_MAX - 1);
-        snprintf(in->plugin, sizeof in->plugin, "%s", name);
+        copy_text(in->plugin, sizeof in->plugin, name, strlen(name));
         in->line = e->line;
         for (int j = i; j < raw->entry_count; j++) {
             const struct hak_cfg_entry *k = &raw->entries[j];
             if (!strcmp(k->section, e->section) && !strcmp(k->key, "plugin")) {
                 if (strlen(k->value) == 0 || strlen(k->value) >= sizeof in->plugin)
                     FAIL(k, "[%s] plugin: expected a plugin name such as superslab", k->section);
-                snprintf(in->plugin, sizeof in->plugin, "%s", k->value);
+                copy_text(in->plugin, sizeof in->plugin, k->value, strlen(k->value));
                 in->line = k->line;
             }
         }
-        in->desc = hak_plugin_load(in->plugin, plan->config_dir, plan->box_dir, lib_dir, in->path,
-                                   sizeof in->path, err, e->source, in->line);
+        char path[PATH_MAX];
+        in->desc = hak_plugin_load(in->plugin, plan->config_dir, plan->box_dir, lib_dir, path,
+                                   sizeof path, err, e->source, in->line);
         if (!in->desc)
             return -1;
+        uint32_t params = in->desc->param_count;
+        size_t path_len = strlen(path) + 1;
+        if (plan->values_used + params > sizeof plan->value_pool / sizeof *plan->value_pool ||
+            plan->text_used + path_len > sizeof plan->text_pool)
+            FAIL(e, "[%s]: the boxes have too many parameters in all", e->section);
+        in->path = memcpy(plan->text_pool + plan->text_used, path, path_len);
+        plan->text_used += path_len;
+        in->values = plan->value_pool + plan->values_used;
+        in->value_text = plan->value_text_pool + plan->values_used;
+        in->value_line = plan->value_line_pool + plan->values_used;
+        memset(in->value_line, 0, params * sizeof *in->value_line);
+        plan->values_used += params;
         in->owner = (uint16_t)(plan->instance_count + 1);
         for (int l = 0; l < HAK_MAX_LINKS; l++)
             in->link_target[l] = -1;
@@ -484,7 +510,7 @@ static int routes(struct hak_plan *plan, const struct hak_cfg_raw *raw, struct h
             r->lo = 1; /* malloc(0) is served as malloc(1) */
         r->line = e->line;
         char list[HAK_VALUE_MAX];
-        snprintf(list, sizeof list, "%s", e->value);
+        copy_text(list, sizeof list, e->value, strlen(e->value));
         char *save = NULL;
         for (char *tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
             int t = hak_instance_find(plan, tok);
@@ -570,17 +596,17 @@ int hak_plan_resolve(struct hak_plan *plan, const struct hak_cfg_raw *raw, const
 {
     /* Zero the header, not the pools and instance array: each instance is
      * cleared when declared, and untouched static pages cost no RSS. */
-    memset(plan, 0, offsetof(struct hak_plan, instances));
-    plan->route_count = 0;
-    plan->text_used = plan->list_used = 0;
-    snprintf(plan->config_name, sizeof plan->config_name, "%s", raw->file);
+    memset(plan, 0, offsetof(struct hak_plan, config_name));
+    plan->stats_file[0] = plan->box_dir[0] = '\0';
+    copy_text(plan->config_name, sizeof plan->config_name, raw->file, strlen(raw->file));
     const char *slash = strrchr(raw->file, '/');
     if (slash && raw->file[0] != '(')
-        snprintf(plan->config_dir, sizeof plan->config_dir, "%.*s", (int)(slash - raw->file), raw->file);
+        copy_text(plan->config_dir, sizeof plan->config_dir, raw->file, (size_t)(slash - raw->file));
     else
-        snprintf(plan->config_dir, sizeof plan->config_dir, ".");
+        copy_text(plan->config_dir, sizeof plan->config_dir, ".", 1);
     plan->stats = HAK_STATS_OFF;
     plan->bad_free_abort = 1;
+    hak_plugin_builtins_enabled = 1;
     for (int i = 0; i < raw->entry_count; i++) {
         const struct hak_cfg_entry *e = &raw->entries[i];
         if (!strcmp(e->section, "host")) {

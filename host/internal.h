@@ -80,17 +80,11 @@ enum hak_stats_mode { HAK_STATS_OFF, HAK_STATS_TEXT, HAK_STATS_JSON };
 enum hak_on_error { HAK_ON_ERROR_EXIT, HAK_ON_ERROR_FALLBACK };
 
 struct hak_instance {
-    char name[HAK_NAME_MAX];
-    char plugin[HAK_VALUE_MAX]; /* a name, or a path to a .so */
-    char path[PATH_MAX];
     const struct hak_box_desc *desc;
     void *inst;
     uint16_t owner;       /* 1-based */
     uint32_t tls_offset;
     int line;             /* the [box.NAME] line */
-    struct hak_value values[HAK_MAX_PARAMS];
-    const char *value_text[HAK_MAX_PARAMS]; /* in the plan's text pool */
-    int value_line[HAK_MAX_PARAMS]; /* 0 = default */
     int link_target[HAK_MAX_LINKS]; /* instance index, -1 = unset */
     struct hak_link links[HAK_MAX_LINKS];
     int free_entry;       /* instance whose free() takes this owner's frees */
@@ -98,6 +92,14 @@ struct hak_instance {
     _Atomic uint64_t bytes_mapped;
     _Atomic uint64_t peak_mapped;
     struct hak_stats retired; /* counters of exited threads (thread lock) */
+    /* One per parameter of the box, in the plan's pools (a small instance:
+     * the instances the start-up writes fit in two pages, not sixteen). */
+    struct hak_value *values;
+    const char **value_text;  /* in the plan's text pool */
+    int *value_line;          /* 0 = default */
+    const char *path;         /* the loaded .so, in the plan's text pool */
+    char name[HAK_NAME_MAX];
+    char plugin[HAK_VALUE_MAX]; /* a name, or a path to a .so */
 };
 
 struct hak_route {
@@ -108,25 +110,29 @@ struct hak_route {
 };
 
 struct hak_plan {
-    char config_name[PATH_MAX]; /* file, or "(embedded default)" */
-    char config_dir[PATH_MAX];
     enum hak_stats_mode stats;
-    char stats_file[PATH_MAX];
     enum hak_on_error on_config_error;
     int bad_free_abort;
     int hardened;
-    char box_dir[PATH_MAX];
     int terminal;             /* instance index */
     int instance_count;
-    struct hak_instance instances[HAK_MAX_INSTANCES];
     int route_count;
-    struct hak_route routes[HAK_MAX_ROUTES];
-    int order[HAK_MAX_INSTANCES]; /* chain order: fronts, tiers, pages, observers */
     uint32_t tls_size;        /* bytes of one thread block */
-    /* Parameter texts and size lists, packed: the plan is a static of the
-     * preloaded host, and every page of it the start-up touches is RSS of
-     * every program. */
-    size_t text_used, list_used;
+    size_t text_used, list_used, values_used;
+    int order[HAK_MAX_INSTANCES]; /* chain order: fronts, tiers, pages, observers */
+    struct hak_route routes[HAK_MAX_ROUTES];
+    /* Cleared up to here; the texts below are written as far as their NUL.
+     * The plan is a static of the preloaded host, and every page of it the
+     * start-up touches is RSS of every program. */
+    char config_name[PATH_MAX]; /* file, or "(embedded default)" */
+    char config_dir[PATH_MAX];
+    char stats_file[PATH_MAX];
+    char box_dir[PATH_MAX];
+    struct hak_instance instances[HAK_MAX_INSTANCES];
+    /* Parameter values, texts and size lists, packed. */
+    struct hak_value value_pool[1024];
+    const char *value_text_pool[1024];
+    int value_line_pool[1024];
     char text_pool[32 * 1024];
     uint64_t list_pool[2048];
 };
@@ -153,6 +159,17 @@ const struct hak_box_desc *hak_plugin_load(const char *plugin, const char *confi
                                            char *path_out, size_t path_len,
                                            struct hak_error *err, const char *file,
                                            int line);
+/* Boxes linked into this libhakmem.so (host/CMakeLists.txt generates the
+ * table; the CLI and the test harness have none, so the symbols are weak
+ * there). plugin.c says when a built-in is used instead of a .so. */
+struct hak_builtin_box {
+    const char *name;
+    hak_box_describe_fn describe;
+};
+extern const struct hak_builtin_box hak_builtin_boxes[] __attribute__((weak));
+extern const int hak_builtin_box_count __attribute__((weak));
+/* [host] builtin_boxes: 0 loads every box from its .so (set while resolving). */
+extern int hak_plugin_builtins_enabled;
 /* The folder holding the given address's shared object (dladdr). */
 int hak_object_dir(const void *addr, char *out, size_t len);
 

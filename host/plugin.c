@@ -8,6 +8,14 @@
  * only the install folder is used: box_dir and the environment could make a
  * privileged program load an attacker's code (secure_getenv returns NULL
  * there, and box_dir is ignored).
+ *
+ * Built-in boxes (linked into libhakmem.so, host/CMakeLists.txt): for
+ * `plugin = NAME` with a built-in NAME, the built-in is used when the
+ * search finds no hakbox_NAME.so, or finds it in libhakmem.so's own folder
+ * and not modified after libhakmem.so (the copy it was linked from). A .so
+ * found in box_dir or HAKMEM_BOX_PATH, or one beside libhakmem.so that is
+ * newer (a box rebuilt since), is loaded instead: a rebuilt box is never
+ * ignored. `[host] builtin_boxes = off` loads every box from its .so.
  */
 #include "internal.h"
 
@@ -16,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int is_privileged(void)
@@ -41,28 +50,39 @@ int hak_object_dir(const void *addr, char *out, size_t len)
     return 0;
 }
 
-static int file_exists(const char *path)
+/* Concatenate NUL-terminated parts into out; -1 if it does not fit. Start-up
+ * builds a path per box: snprintf costs a thousand instructions each. */
+static int concat(char *out, size_t len, const char *const *parts, int count)
 {
-    return access(path, R_OK) == 0;
+    size_t used = 0;
+    for (int i = 0; i < count; i++) {
+        size_t n = strlen(parts[i]);
+        if (used + n >= len)
+            return -1;
+        memcpy(out + used, parts[i], n);
+        used += n;
+    }
+    out[used] = '\0';
+    return 0;
 }
 
 /* dir + '/' + name into out; relative dirs are taken from base_dir. */
 static int join_path(char *out, size_t len, const char *base_dir, const char *dir, const char *name)
 {
-    int n;
     if (dir[0] == '/' || !base_dir || !base_dir[0])
-        n = snprintf(out, len, "%s/%s", dir, name);
-    else
-        n = snprintf(out, len, "%s/%s/%s", base_dir, dir, name);
-    return (n < 0 || (size_t)n >= len) ? -1 : 0;
+        return concat(out, len, (const char *const[]){ dir, "/", name }, 3);
+    return concat(out, len, (const char *const[]){ base_dir, "/", dir, "/", name }, 5);
 }
 
+/* Where the search found the file: 1 in libhakmem.so's own folder. */
 static int find_plugin(const char *plugin, const char *config_dir, const char *box_dir,
-                       const char *lib_dir, char *path, size_t path_len, char *tried, size_t tried_len)
+                       const char *lib_dir, char *path, size_t path_len, char *tried,
+                       size_t tried_len, struct stat *st, int *in_lib_dir)
 {
     char file[HAK_VALUE_MAX + 16];
     int privileged = is_privileged();
     tried[0] = '\0';
+    *in_lib_dir = 0;
     if (strchr(plugin, '/')) {
         if (privileged)
             return -1;
@@ -71,14 +91,15 @@ static int find_plugin(const char *plugin, const char *config_dir, const char *b
         else if (join_path(path, path_len, config_dir, ".", plugin))
             return -1;
         snprintf(tried, tried_len, "%s", path);
-        return file_exists(path) ? 0 : -1;
+        return stat(path, st) == 0 && access(path, R_OK) == 0 ? 0 : -1;
     }
-    snprintf(file, sizeof file, "hakbox_%s.so", plugin);
+    if (concat(file, sizeof file, (const char *const[]){ "hakbox_", plugin, ".so" }, 3))
+        return -1;
     size_t used = 0;
 #define TRY(dirbase, dir)                                                          \
     do {                                                                           \
         if (join_path(path, path_len, dirbase, dir, file) == 0) {                  \
-            if (file_exists(path))                                                 \
+            if (stat(path, st) == 0 && access(path, R_OK) == 0)                    \
                 return 0;                                                          \
             int w = snprintf(tried + used, tried_len - used, "%s%s",               \
                              used ? ", " : "", path);                              \
@@ -98,16 +119,80 @@ static int find_plugin(const char *plugin, const char *config_dir, const char *b
             if (n > 0 && n < sizeof dir) {
                 memcpy(dir, p, n);
                 dir[n] = '\0';
+                *in_lib_dir = lib_dir && !strcmp(dir, lib_dir);
                 TRY(NULL, dir);
             }
             p = colon ? colon + 1 : p + n;
         }
     }
+    *in_lib_dir = 1;
     if (lib_dir && lib_dir[0])
         TRY(NULL, lib_dir);
 #undef TRY
+    *in_lib_dir = 0;
     return -1;
 }
+
+static const struct hak_builtin_box *builtin_named(const char *plugin)
+{
+    if (!hak_builtin_boxes || !&hak_builtin_box_count || strchr(plugin, '/'))
+        return NULL;
+    for (int i = 0; i < hak_builtin_box_count; i++)
+        if (!strcmp(hak_builtin_boxes[i].name, plugin))
+            return &hak_builtin_boxes[i];
+    return NULL;
+}
+
+/* The modification time and path of the object holding the built-ins
+ * (libhakmem.so), looked up once. */
+static int host_object(struct timespec *mtime, const char **path)
+{
+    static int known; /* 0 not yet, 1 yes, -1 unavailable */
+    static struct timespec host_mtime;
+    static const char *host_path;
+    if (!known) {
+        Dl_info info;
+        struct stat st;
+        known = -1;
+        if (dladdr((const void *)builtin_named, &info) && info.dli_fname &&
+            stat(info.dli_fname, &st) == 0) {
+            host_mtime = st.st_mtim;
+            host_path = info.dli_fname;
+            known = 1;
+        }
+    }
+    *mtime = host_mtime;
+    *path = host_path;
+    return known == 1 ? 0 : -1;
+}
+
+static int newer(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
+}
+
+int hak_plugin_builtins_enabled = 1;
+
+/* The built-in to use instead of the file the search found (or did not). */
+static const struct hak_builtin_box *builtin_instead(const char *plugin, int found,
+                                                    const struct stat *st, int in_lib_dir,
+                                                    char *path_out, size_t path_len)
+{
+    const struct hak_builtin_box *b = hak_plugin_builtins_enabled ? builtin_named(plugin) : NULL;
+    struct timespec host_mtime;
+    const char *host_path;
+    if (!b || host_object(&host_mtime, &host_path))
+        return NULL;
+    if (found && (!in_lib_dir || newer(&st->st_mtim, &host_mtime)))
+        return NULL;
+    if (concat(path_out, path_len, (const char *const[]){ host_path, " (built in)" }, 2))
+        snprintf(path_out, path_len, "(built in)");
+    return b;
+}
+
+static const struct hak_box_desc *check_desc(const struct hak_box_desc *desc, const char *plugin,
+                                             const char *path_out, struct hak_error *err,
+                                             const char *file, int line);
 
 const struct hak_box_desc *hak_plugin_load(const char *plugin, const char *config_dir,
                                            const char *box_dir, const char *lib_dir,
@@ -115,7 +200,15 @@ const struct hak_box_desc *hak_plugin_load(const char *plugin, const char *confi
                                            struct hak_error *err, const char *file, int line)
 {
     char tried[2048];
-    if (find_plugin(plugin, config_dir, box_dir, lib_dir, path_out, path_len, tried, sizeof tried)) {
+    struct stat st;
+    int in_lib_dir;
+    int found = find_plugin(plugin, config_dir, box_dir, lib_dir, path_out, path_len, tried,
+                            sizeof tried, &st, &in_lib_dir) == 0;
+    const struct hak_builtin_box *builtin = builtin_instead(plugin, found, &st, in_lib_dir,
+                                                           path_out, path_len);
+    if (builtin)
+        return check_desc(builtin->describe(), plugin, path_out, err, file, line);
+    if (!found) {
         hak_error_set(err, file, line, "plugin '%s': no file hakbox_%s.so found (looked in: %s)",
                       plugin, plugin, tried[0] ? tried : "nowhere: set box_dir or HAKMEM_BOX_PATH");
         return NULL;
@@ -133,7 +226,13 @@ const struct hak_box_desc *hak_plugin_load(const char *plugin, const char *confi
                       plugin, path_out, HAK_BOX_DESCRIBE_SYMBOL);
         return NULL;
     }
-    const struct hak_box_desc *desc = describe();
+    return check_desc(describe(), plugin, path_out, err, file, line);
+}
+
+static const struct hak_box_desc *check_desc(const struct hak_box_desc *desc, const char *plugin,
+                                             const char *path_out, struct hak_error *err,
+                                             const char *file, int line)
+{
     if (!desc) {
         hak_error_set(err, file, line, "plugin '%s': %s returned no descriptor", plugin, path_out);
         return NULL;

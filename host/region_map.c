@@ -15,7 +15,17 @@
 
 uint32_t *_Atomic hak_region_top[1u << HAK_REGION_TOP_BITS];
 
-static pthread_mutex_t leaf_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_spinlock leaf_lock = HAK_SPINLOCK_INIT;
+
+/* Spans set before the fast owner is known (boxes map while they start),
+ * so that hak_region_mark_fast revisits only them: scanning every leaf
+ * read 512 KB of top level and 256 KB per leaf, 393K instructions and
+ * about 190 page faults in every process. Start-up is single-threaded;
+ * past the log's size mark_fast falls back to the full scan. */
+#define EARLY_SPANS 32
+static struct { uintptr_t lo, end; } early_spans[EARLY_SPANS];
+static int early_count; /* EARLY_SPANS + 1: overflowed */
+static int early_done;
 
 static uint32_t *leaf_for(uintptr_t a)
 {
@@ -23,7 +33,7 @@ static uint32_t *leaf_for(uintptr_t a)
     uint32_t *leaf = atomic_load_explicit(&hak_region_top[top], memory_order_acquire);
     if (leaf)
         return leaf;
-    pthread_mutex_lock(&leaf_lock);
+    hak_spin_lock(&leaf_lock);
     leaf = atomic_load_explicit(&hak_region_top[top], memory_order_acquire);
     if (!leaf) {
         void *m = mmap(NULL, sizeof(uint32_t) << HAK_REGION_LEAF_BITS, PROT_READ | PROT_WRITE,
@@ -33,7 +43,7 @@ static uint32_t *leaf_for(uintptr_t a)
             atomic_store_explicit(&hak_region_top[top], leaf, memory_order_release);
         }
     }
-    pthread_mutex_unlock(&leaf_lock);
+    hak_spin_unlock(&leaf_lock);
     return leaf;
 }
 
@@ -43,6 +53,11 @@ int hak_region_set(const void *p, size_t bytes, uint32_t entry, uint64_t *lost)
     uintptr_t end = (uintptr_t)p + bytes;
     if (end >> 48)
         return -1;
+    if (HAK_UNLIKELY(!early_done) && early_count <= EARLY_SPANS) {
+        if (early_count < EARLY_SPANS)
+            early_spans[early_count].lo = a, early_spans[early_count].end = end;
+        early_count++;
+    }
     for (; a < end; a += HAK_GRANULE) {
         uint32_t *leaf = leaf_for(a);
         if (!leaf)
@@ -60,21 +75,34 @@ uint16_t hak_fast_owner;
 uint32_t hak_fast_classes;
 uint32_t hak_fast_base;
 
-void hak_region_mark_fast(void)
+static void mark_fast_span(uintptr_t a, uintptr_t end)
 {
-    pthread_mutex_lock(&leaf_lock);
-    for (size_t top = 0; top < (1u << HAK_REGION_TOP_BITS); top++) {
-        uint32_t *leaf = atomic_load_explicit(&hak_region_top[top], memory_order_acquire);
-        for (size_t i = 0; leaf && i < (1u << HAK_REGION_LEAF_BITS); i++) {
-            uint32_t e = __atomic_load_n(&leaf[i], __ATOMIC_RELAXED) & ~HAK_REGION_FAST;
-            if (e)
-                __atomic_store_n(&leaf[i], hak_region_entry((uint16_t)(e >> 16), (uint16_t)e),
-                                 __ATOMIC_RELAXED);
-        }
+    for (; a < end; a += HAK_GRANULE) {
+        uint32_t *leaf = atomic_load_explicit(&hak_region_top[a >> 32], memory_order_acquire);
+        if (!leaf)
+            continue;
+        uint32_t *slot = &leaf[(a >> HAK_GRANULE_SHIFT) & ((1u << HAK_REGION_LEAF_BITS) - 1)];
+        uint32_t e = __atomic_load_n(slot, __ATOMIC_RELAXED) & ~HAK_REGION_FAST;
+        if (e)
+            __atomic_store_n(slot, hak_region_entry((uint16_t)(e >> 16), (uint16_t)e), __ATOMIC_RELAXED);
     }
-    pthread_mutex_unlock(&leaf_lock);
 }
 
-void hak_region_fork_prepare(void) { pthread_mutex_lock(&leaf_lock); }
-void hak_region_fork_parent(void) { pthread_mutex_unlock(&leaf_lock); }
-void hak_region_fork_child(void) { pthread_mutex_init(&leaf_lock, NULL); }
+void hak_region_mark_fast(void)
+{
+    hak_spin_lock(&leaf_lock);
+    if (early_count <= EARLY_SPANS) {
+        for (int i = 0; i < early_count; i++)
+            mark_fast_span(early_spans[i].lo, early_spans[i].end);
+    } else {
+        for (size_t top = 0; top < (1u << HAK_REGION_TOP_BITS); top++)
+            if (atomic_load_explicit(&hak_region_top[top], memory_order_acquire))
+                mark_fast_span((uintptr_t)top << 32, (uintptr_t)(top + 1) << 32);
+    }
+    early_done = 1;
+    hak_spin_unlock(&leaf_lock);
+}
+
+void hak_region_fork_prepare(void) { hak_spin_fork_prepare(&leaf_lock); }
+void hak_region_fork_parent(void) { hak_spin_fork_parent(&leaf_lock); }
+void hak_region_fork_child(void) { hak_spin_fork_child(&leaf_lock); }

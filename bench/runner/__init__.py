@@ -2,6 +2,7 @@
 command line and the main loop):
 
   workloads   the workload table: binaries, arguments, callgrind op counts
+  programs    real programs as workloads: inputs, reference output, result
   allocators  the allocator columns: peers, hakmem configs and sweeps
   measure     running one workload process and judging its result line
   matrix      the cells of workloads x columns, the checksum cross-check

@@ -128,6 +128,9 @@ def thread_argument(workload, threads, workload_dir):
 
 
 def workload_argv(workload, args, extra_args):
+    if workload.program:
+        p = workload.program
+        return p.argv(p.inputs or "", p.scratch() if p.inputs else "")
     argv = [os.path.join(args.workload_dir, "bench_" + workload.binary)] + workload.args
     if args.quick:
         argv += workload.quick

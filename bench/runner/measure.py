@@ -6,6 +6,7 @@ import os
 import re
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -184,6 +185,13 @@ def run_cell(workload, column, argv, base_env, timeout, launcher):
         o.reason = column.missing
         return o
     assigns = ["%s=%s" % kv for kv in sorted(column.environment({}).items())]
+    program = workload.program
+    if program:
+        if program.missing:
+            o.reason = program.missing
+            return o
+        program.fresh_scratch()
+        assigns = ["%s=%s" % kv for kv in sorted(program.run_env().items())] + assigns
     with tempfile.TemporaryDirectory(prefix="hakmem-bench-") as tmp:
         report = os.path.join(tmp, "rusage")
         try:
@@ -219,6 +227,13 @@ def run_cell(workload, column, argv, base_env, timeout, launcher):
         if why:
             o.reason += " (%s)" % why
         return o
+    if program:
+        o.result, why = program.result_fields(workload.name, stdout, o.wall_s)
+        if why:
+            o.reason = why
+            return o
+        o.ok = True
+        return o
     try:
         o.result = parse_result_line(stdout, workload.binary)
     except ResultError as e:
@@ -226,3 +241,32 @@ def run_cell(workload, column, argv, base_env, timeout, launcher):
         return o
     o.ok = True
     return o
+
+
+def prepare_program(workload, folder, base_env, timeout):
+    """Inputs of a real-program workload in folder, and its reference
+    output: one run with no preload (base_env has none). Sets
+    program.missing instead when the program cannot run here."""
+    p = workload.program
+    absent = [t for t in p.tools if not shutil.which(t)]
+    if absent:
+        p.missing = "%s not installed" % ", ".join(absent)
+        return
+    # Debian's interpreter itself, not a wrapper found first on PATH (a
+    # pyenv shim is a bash script).
+    first = p.argv_template[0]
+    debian = os.path.join("/usr/bin", first)
+    p.executable = debian if os.access(debian, os.X_OK) else shutil.which(first)
+    os.makedirs(folder, exist_ok=True)
+    p.inputs = os.path.abspath(folder)
+    if p.prepare_inputs:
+        p.prepare_inputs(p.inputs)
+    scratch = p.fresh_scratch()
+    env = dict(base_env)
+    env.update(p.run_env())
+    status, _, _, stdout, stderr, timed_out = run_process(p.argv(p.inputs, scratch), env, timeout)
+    if timed_out or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        p.missing = "the reference run (no preload) failed: %s" % (
+            "timeout" if timed_out else last_line(stderr) or "exit status %d" % status)
+        return
+    p.reference = stdout

@@ -1,6 +1,8 @@
 """The workloads: one row of the tables per entry.
 """
 
+from runner.programs import PROGRAMS
+
 class Workload:
     """One row of the table: a binary and its arguments.
 
@@ -14,10 +16,12 @@ class Workload:
     (("pairs", 2): N threads are N/2 producer/consumer pairs); None: the
     workload's --help is read and --threads=N passed if it lists --threads=;
     False: single-threaded, run as it is.
+    program: a runner.programs.Program for a real program (no bench_ binary:
+    the runner makes its inputs, checks its output and writes its result).
     """
 
     def __init__(self, name, binary, args, quick, instr=None, instr_quick=None, doc="",
-                 threads=None):
+                 threads=None, program=None):
         self.name = name
         self.binary = binary
         self.args = list(args)
@@ -26,6 +30,7 @@ class Workload:
         self.instr_quick = instr_quick or instr
         self.doc = doc
         self.threads = threads
+        self.program = program
 
 
 WORKLOADS = [
@@ -68,7 +73,12 @@ WORKLOADS = [
     Workload("growing_array", "growing_array", [], ["--rounds=2", "--max=33554432"],
              instr=(["--rounds=1"], ["--rounds=2"]),
              instr_quick=(["--rounds=1", "--max=33554432"], ["--rounds=2", "--max=33554432"]),
-             doc="realloc in 800 KB steps up to 300 MB, each step written, 5 rounds",
+             doc="realloc in 800 KB steps up to 256 MB, each step written, 2 rounds",
              threads=False),
 ]
-WORKLOAD_BY_NAME = {w.name: w for w in WORKLOADS}
+# Real programs (runner/programs.py): not in the default set, chosen with
+# -w real (all of them) or by name.
+REAL_WORKLOADS = [Workload(name, name, [], [], doc=doc, threads=False, program=program)
+                  for name, (program, doc) in PROGRAMS.items()]
+WORKLOAD_GROUPS = {"real": [w.name for w in REAL_WORKLOADS]}
+WORKLOAD_BY_NAME = {w.name: w for w in WORKLOADS + REAL_WORKLOADS}
