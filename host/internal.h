@@ -8,7 +8,8 @@
  *   region_map.c      address -> (owner, tag), two-level radix table
  *   services.c        the struct hak_host services boxes call
  *   runtime.c         instances, dispatch tables, the malloc paths
- *   thread.c          per-thread blocks, thread exit, the orphan block, fork
+ *   thread.c          per-thread blocks, thread exit, the orphan block
+ *   fork.c            the atfork handlers: lock order, stdio, signal handlers
  *   bootstrap.c       memory for the host's own start-up
  *   stats.c           the exit report, malloc_stats/malloc_info/mallinfo2
  *   resident.c        resident bytes per box (mincore over the region map)
@@ -18,6 +19,7 @@
 #define HAKMEM_HOST_INTERNAL_H
 
 #include <box_api/hakmem_box.h>
+#include <box_api/hakmem_lock.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -281,9 +283,19 @@ char *hak_thread_acquire(void);
 void hak_thread_release(char *block);
 void hak_thread_exit_now(void);
 void hak_stats_collect(const struct hak_plan *plan, int index, struct hak_stats *out);
+void hak_orphans_fork_prepare(void);
+void hak_orphans_fork_parent(void);
+void hak_orphans_fork_child(void);
 void hak_threads_fork_prepare(void);
 void hak_threads_fork_parent(void);
 void hak_threads_fork_child(void);
+
+/* ---- fork (fork.c) ---------------------------------------------------------- */
+
+/* pthread_atfork handlers; see fork.c for the lock order and why. */
+void hak_fork_prepare(void);
+void hak_fork_parent(void);
+void hak_fork_child(void);
 
 /* ---- bootstrap ------------------------------------------------------------ */
 

@@ -177,44 +177,6 @@ static void build_tables(const struct hak_plan *plan)
     }
 }
 
-/* ---- fork ------------------------------------------------------------- */
-
-static void fork_prepare(void)
-{
-    const struct hak_plan *plan = hak_plan_active;
-    for (int k = 0; k < plan->instance_count; k++) {
-        const struct hak_instance *in = &plan->instances[plan->order[k]];
-        if (in->desc->ops.fork_prepare)
-            in->desc->ops.fork_prepare(in->inst);
-    }
-    hak_threads_fork_prepare();
-    hak_services_fork_prepare();
-}
-
-static void fork_parent(void)
-{
-    const struct hak_plan *plan = hak_plan_active;
-    hak_services_fork_parent();
-    hak_threads_fork_parent();
-    for (int k = plan->instance_count - 1; k >= 0; k--) {
-        const struct hak_instance *in = &plan->instances[plan->order[k]];
-        if (in->desc->ops.fork_parent)
-            in->desc->ops.fork_parent(in->inst);
-    }
-}
-
-static void fork_child(void)
-{
-    const struct hak_plan *plan = hak_plan_active;
-    hak_services_fork_child();
-    hak_threads_fork_child();
-    for (int k = plan->instance_count - 1; k >= 0; k--) {
-        const struct hak_instance *in = &plan->instances[plan->order[k]];
-        if (in->desc->ops.fork_child)
-            in->desc->ops.fork_child(in->inst);
-    }
-}
-
 /* ---- start ------------------------------------------------------------ */
 
 int hak_runtime_start(struct hak_plan *plan, struct hak_error *err)
@@ -253,7 +215,7 @@ int hak_runtime_start(struct hak_plan *plan, struct hak_error *err)
         hak_error_set(err, plan->config_name, 0, "cannot set up per-thread state");
         return -1;
     }
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    pthread_atfork(hak_fork_prepare, hak_fork_parent, hak_fork_child);
     atomic_store(&hak_runtime_state, 1);
     return 0;
 }

@@ -208,7 +208,7 @@ static void svc_decommit(void *p, size_t bytes)
 
 /* ---- metadata: a bump allocator over 1 MB chunks ------------------------ */
 
-static pthread_mutex_t meta_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_spinlock meta_lock = HAK_SPINLOCK_INIT;
 static char *meta_cursor, *meta_end;
 
 void *hak_meta_alloc(size_t bytes)
@@ -223,12 +223,12 @@ void *hak_meta_alloc(size_t bytes)
         hak_host_map_note(m, size); /* counted as the host's own resident memory */
         return m;
     }
-    pthread_mutex_lock(&meta_lock);
+    hak_spin_lock(&meta_lock);
     if (!meta_cursor || (size_t)(meta_end - meta_cursor) < size) {
         size_t chunk = 1u << 20;
         void *m = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) {
-            pthread_mutex_unlock(&meta_lock);
+            hak_spin_unlock(&meta_lock);
             return NULL;
         }
         hak_host_map_note(m, chunk);
@@ -237,7 +237,7 @@ void *hak_meta_alloc(size_t bytes)
     }
     void *p = meta_cursor;
     meta_cursor += size;
-    pthread_mutex_unlock(&meta_lock);
+    hak_spin_unlock(&meta_lock);
     return p;
 }
 
@@ -375,20 +375,20 @@ struct hak_host hak_host_services = {
 
 void hak_services_fork_prepare(void)
 {
-    pthread_mutex_lock(&meta_lock);
+    hak_spin_fork_prepare(&meta_lock);
     hak_region_fork_prepare();
 }
 
 void hak_services_fork_parent(void)
 {
     hak_region_fork_parent();
-    pthread_mutex_unlock(&meta_lock);
+    hak_spin_fork_parent(&meta_lock);
 }
 
 void hak_services_fork_child(void)
 {
     hak_region_fork_child();
-    pthread_mutex_init(&meta_lock, NULL);
+    hak_spin_fork_child(&meta_lock);
 }
 
 void hak_services_resolve_libc(void) { resolve_libc(); }

@@ -31,10 +31,10 @@ struct thread_rec {
 
 static const struct hak_plan *tplan;
 static pthread_key_t exit_key;
-static pthread_mutex_t thread_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_spinlock thread_lock = HAK_SPINLOCK_INIT;
 static struct thread_rec *all_recs, *free_recs;
 static uint32_t rec_count;
-static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_spinlock orphan_lock = HAK_SPINLOCK_INIT;
 static char *orphan_block;
 
 static void init_block(char *block, uint32_t index)
@@ -66,7 +66,7 @@ static void retire_block(char *block)
         if (in->desc->ops.thread_exit)
             in->desc->ops.thread_exit(in->inst, block + in->tls_offset);
     }
-    pthread_mutex_lock(&thread_lock);
+    hak_spin_lock(&thread_lock);
     for (int k = 0; k < tplan->instance_count; k++) {
         struct hak_instance *in = (struct hak_instance *)&tplan->instances[tplan->order[k]];
         if (in->desc->ops.stats)
@@ -83,7 +83,7 @@ static void on_thread_exit(void *arg)
     rec->live = 0;
     rec->next_free = free_recs;
     free_recs = rec;
-    pthread_mutex_unlock(&thread_lock);
+    hak_spin_unlock(&thread_lock);
 }
 
 int hak_threads_start(const struct hak_plan *plan)
@@ -100,7 +100,7 @@ int hak_threads_start(const struct hak_plan *plan)
 
 static char *new_block(void)
 {
-    pthread_mutex_lock(&thread_lock);
+    hak_spin_lock(&thread_lock);
     struct thread_rec *rec = free_recs;
     if (rec) {
         free_recs = rec->next_free;
@@ -108,22 +108,22 @@ static char *new_block(void)
         rec = hak_meta_alloc(sizeof *rec);
         char *block = rec ? hak_meta_alloc(tplan->tls_size ? tplan->tls_size : 64) : NULL;
         if (!block) {
-            pthread_mutex_unlock(&thread_lock);
+            hak_spin_unlock(&thread_lock);
             return NULL;
         }
         rec->block = block;
         rec->index = ++rec_count; /* 0 is the orphan block */
     }
-    pthread_mutex_unlock(&thread_lock);
+    hak_spin_unlock(&thread_lock);
     init_block(rec->block, rec->index); /* box thread_init: no host lock held */
-    pthread_mutex_lock(&thread_lock);
+    hak_spin_lock(&thread_lock);
     if (!rec->linked) {
         rec->linked = 1;
         rec->next_all = all_recs;
         all_recs = rec;
     }
     rec->live = 1;
-    pthread_mutex_unlock(&thread_lock);
+    hak_spin_unlock(&thread_lock);
     hak_tls_block = rec->block;
     /* Keys below PTHREAD_KEY_2NDLEVEL_SIZE need no allocation; if glibc
      * allocates anyway, the call finds hak_tls_block already set. */
@@ -141,14 +141,14 @@ char *hak_thread_acquire(void)
         if (block)
             return block;
     }
-    pthread_mutex_lock(&orphan_lock);
+    hak_spin_lock(&orphan_lock);
     return orphan_block;
 }
 
 void hak_thread_release(char *block)
 {
     if (block == orphan_block)
-        pthread_mutex_unlock(&orphan_lock);
+        hak_spin_unlock(&orphan_lock);
 }
 
 void hak_thread_exit_now(void)
@@ -169,37 +169,31 @@ void hak_stats_collect(const struct hak_plan *plan, int index, struct hak_stats 
     memset(out, 0, sizeof *out);
     if (!in->desc->ops.stats || !in->inst)
         return;
-    pthread_mutex_lock(&thread_lock);
+    hak_spin_lock(&thread_lock);
     *out = in->retired;
     for (struct thread_rec *rec = all_recs; rec; rec = rec->next_all)
         if (rec->live)
             in->desc->ops.stats(in->inst, rec->block + in->tls_offset, out);
-    pthread_mutex_unlock(&thread_lock);
-    pthread_mutex_lock(&orphan_lock);
+    hak_spin_unlock(&thread_lock);
+    hak_spin_lock(&orphan_lock);
     if (orphan_block)
         in->desc->ops.stats(in->inst, orphan_block + in->tls_offset, out);
-    pthread_mutex_unlock(&orphan_lock);
+    hak_spin_unlock(&orphan_lock);
     in->desc->ops.stats(in->inst, NULL, out);
 }
 
-/* fork: box locks are taken by the runtime before these, so the order is
- * boxes (chain order), then threads, then services. */
-void hak_threads_fork_prepare(void)
-{
-    pthread_mutex_lock(&orphan_lock);
-    pthread_mutex_lock(&thread_lock);
-}
-
-void hak_threads_fork_parent(void)
-{
-    pthread_mutex_unlock(&thread_lock);
-    pthread_mutex_unlock(&orphan_lock);
-}
+/* fork (see fork.c for the order): the orphan lock comes before every box
+ * lock, since a call on the orphan block holds it while it calls boxes; the
+ * thread lock comes after them (nothing takes a box lock under it). */
+void hak_orphans_fork_prepare(void) { hak_spin_fork_prepare(&orphan_lock); }
+void hak_orphans_fork_parent(void) { hak_spin_fork_parent(&orphan_lock); }
+void hak_orphans_fork_child(void) { hak_spin_fork_child(&orphan_lock); }
+void hak_threads_fork_prepare(void) { hak_spin_fork_prepare(&thread_lock); }
+void hak_threads_fork_parent(void) { hak_spin_fork_parent(&thread_lock); }
 
 void hak_threads_fork_child(void)
 {
-    pthread_mutex_init(&thread_lock, NULL);
-    pthread_mutex_init(&orphan_lock, NULL);
+    hak_spin_fork_child(&thread_lock);
     /* Other threads do not exist in the child. Their blocks stay marked
      * live, so what they cached stays reachable for stats but is not
      * reused: correctness over a little memory. */

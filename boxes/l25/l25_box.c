@@ -101,9 +101,9 @@ static size_t l25_trim(void *inst, void *tls)
     return released;
 }
 
-static void l25_fork_prepare(void *inst) { hak_spin_lock(&((struct l25_inst *)inst)->lock); }
-static void l25_fork_parent(void *inst) { hak_spin_unlock(&((struct l25_inst *)inst)->lock); }
-static void l25_fork_child(void *inst) { hak_spin_reset(&((struct l25_inst *)inst)->lock); }
+static void l25_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct l25_inst *)inst)->lock); }
+static void l25_fork_parent(void *inst) { hak_spin_fork_parent(&((struct l25_inst *)inst)->lock); }
+static void l25_fork_child(void *inst) { hak_spin_fork_child(&((struct l25_inst *)inst)->lock); }
 
 static uint32_t l25_class_count(void *inst)
 {

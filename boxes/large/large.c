@@ -274,9 +274,9 @@ static void large_stats(void *inst, void *tls, struct hak_stats *out)
     hak_stats_add(out, s);
 }
 
-static void large_fork_prepare(void *inst) { hak_spin_lock(&((struct large_inst *)inst)->lock); }
-static void large_fork_parent(void *inst) { hak_spin_unlock(&((struct large_inst *)inst)->lock); }
-static void large_fork_child(void *inst) { hak_spin_reset(&((struct large_inst *)inst)->lock); }
+static void large_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct large_inst *)inst)->lock); }
+static void large_fork_parent(void *inst) { hak_spin_fork_parent(&((struct large_inst *)inst)->lock); }
+static void large_fork_child(void *inst) { hak_spin_fork_child(&((struct large_inst *)inst)->lock); }
 
 static const struct hak_box_desc large_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,

@@ -197,9 +197,9 @@ static void os_stats(void *inst, void *tls, struct hak_stats *out)
     hak_stats_add(out, s);
 }
 
-static void os_fork_prepare(void *inst) { hak_spin_lock(&((struct os_inst *)inst)->lock); }
-static void os_fork_parent(void *inst) { hak_spin_unlock(&((struct os_inst *)inst)->lock); }
-static void os_fork_child(void *inst) { hak_spin_reset(&((struct os_inst *)inst)->lock); }
+static void os_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct os_inst *)inst)->lock); }
+static void os_fork_parent(void *inst) { hak_spin_fork_parent(&((struct os_inst *)inst)->lock); }
+static void os_fork_child(void *inst) { hak_spin_fork_child(&((struct os_inst *)inst)->lock); }
 
 static const struct hak_box_desc os_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,

@@ -190,9 +190,9 @@ static void hot_stats(void *inst, void *tls, struct hak_stats *out)
     out->cached_bytes += (uint64_t)t->count * HAK_GRANULE;
 }
 
-static void hot_fork_prepare(void *inst) { hak_spin_lock(&((struct hot_inst *)inst)->lock); }
-static void hot_fork_parent(void *inst) { hak_spin_unlock(&((struct hot_inst *)inst)->lock); }
-static void hot_fork_child(void *inst) { hak_spin_reset(&((struct hot_inst *)inst)->lock); }
+static void hot_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct hot_inst *)inst)->lock); }
+static void hot_fork_parent(void *inst) { hak_spin_fork_parent(&((struct hot_inst *)inst)->lock); }
+static void hot_fork_child(void *inst) { hak_spin_fork_child(&((struct hot_inst *)inst)->lock); }
 
 static const struct hak_box_desc hot_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,

@@ -188,9 +188,9 @@ static size_t pool_trim(void *inst, void *tls)
     return pool_purge_all(tls);
 }
 
-static void pool_fork_prepare(void *inst) { hak_spin_lock(&((struct pool_inst *)inst)->lock); }
-static void pool_fork_parent(void *inst) { hak_spin_unlock(&((struct pool_inst *)inst)->lock); }
-static void pool_fork_child(void *inst) { hak_spin_reset(&((struct pool_inst *)inst)->lock); }
+static void pool_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct pool_inst *)inst)->lock); }
+static void pool_fork_parent(void *inst) { hak_spin_fork_parent(&((struct pool_inst *)inst)->lock); }
+static void pool_fork_child(void *inst) { hak_spin_fork_child(&((struct pool_inst *)inst)->lock); }
 
 static uint32_t pool_class_count(void *inst) { return ((struct pool_inst *)inst)->nclasses; }
 

@@ -284,9 +284,9 @@ static void warm_stats(void *inst, void *tls, struct hak_stats *out)
     hak_stats_add(out, s);
 }
 
-static void warm_fork_prepare(void *inst) { hak_spin_lock(&((struct warm_inst *)inst)->lock); }
-static void warm_fork_parent(void *inst) { hak_spin_unlock(&((struct warm_inst *)inst)->lock); }
-static void warm_fork_child(void *inst) { hak_spin_reset(&((struct warm_inst *)inst)->lock); }
+static void warm_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct warm_inst *)inst)->lock); }
+static void warm_fork_parent(void *inst) { hak_spin_fork_parent(&((struct warm_inst *)inst)->lock); }
+static void warm_fork_child(void *inst) { hak_spin_fork_child(&((struct warm_inst *)inst)->lock); }
 
 static const struct hak_box_desc warm_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,

@@ -214,9 +214,9 @@ static void ss_stats(void *inst, void *tls, struct hak_stats *out)
     hak_spin_unlock(&in->lock);
 }
 
-static void ss_fork_prepare(void *inst) { hak_spin_lock(&((struct ss_inst *)inst)->lock); }
-static void ss_fork_parent(void *inst) { hak_spin_unlock(&((struct ss_inst *)inst)->lock); }
-static void ss_fork_child(void *inst) { hak_spin_reset(&((struct ss_inst *)inst)->lock); }
+static void ss_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct ss_inst *)inst)->lock); }
+static void ss_fork_parent(void *inst) { hak_spin_fork_parent(&((struct ss_inst *)inst)->lock); }
+static void ss_fork_child(void *inst) { hak_spin_fork_child(&((struct ss_inst *)inst)->lock); }
 
 static uint32_t ss_class_count(void *inst) { return ((struct ss_inst *)inst)->nclasses; }
 

@@ -108,9 +108,9 @@ static void hr_stats(void *inst, void *tls, struct hak_stats *out)
     out->drains += t->drains;
 }
 
-static void hr_fork_prepare(void *inst) { hak_spin_lock(&((struct hr_inst *)inst)->pool_lock); }
-static void hr_fork_parent(void *inst) { hak_spin_unlock(&((struct hr_inst *)inst)->pool_lock); }
-static void hr_fork_child(void *inst) { hak_spin_reset(&((struct hr_inst *)inst)->pool_lock); }
+static void hr_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct hr_inst *)inst)->pool_lock); }
+static void hr_fork_parent(void *inst) { hak_spin_fork_parent(&((struct hr_inst *)inst)->pool_lock); }
+static void hr_fork_child(void *inst) { hak_spin_fork_child(&((struct hr_inst *)inst)->pool_lock); }
 
 static uint32_t hr_class_count(void *inst) { return ((struct hr_inst *)inst)->nclasses; }
 

@@ -101,9 +101,9 @@ static void uc_stats(void *inst, void *tls, struct hak_stats *out)
     out->drains += t->drains;
 }
 
-static void uc_fork_prepare(void *inst) { hak_spin_lock(&((struct uc_inst *)inst)->pool_lock); }
-static void uc_fork_parent(void *inst) { hak_spin_unlock(&((struct uc_inst *)inst)->pool_lock); }
-static void uc_fork_child(void *inst) { hak_spin_reset(&((struct uc_inst *)inst)->pool_lock); }
+static void uc_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct uc_inst *)inst)->pool_lock); }
+static void uc_fork_parent(void *inst) { hak_spin_fork_parent(&((struct uc_inst *)inst)->pool_lock); }
+static void uc_fork_child(void *inst) { hak_spin_fork_child(&((struct uc_inst *)inst)->pool_lock); }
 
 static uint32_t uc_class_count(void *inst) { return ((struct uc_inst *)inst)->nclasses; }
 

@@ -296,8 +296,10 @@ struct hak_box_ops {
     /* The thread is leaving: give everything cached back down the chain.
      * The slice may be reused by another thread afterwards. */
     void (*thread_exit)(void *inst, void *tls);
-    /* fork: take every lock in prepare; release in parent; reinitialise
-     * in child. Called in chain order (fronts first). */
+    /* fork: take every lock in prepare; release in parent and in child.
+     * Called in chain order (fronts first). Use hak_spin_fork_prepare,
+     * _parent and _child (hakmem_lock.h) for each lock: they skip a lock
+     * the forking thread holds itself (fork from a signal handler). */
     void (*fork_prepare)(void *inst);
     void (*fork_parent)(void *inst);
     void (*fork_child)(void *inst);

@@ -7,46 +7,12 @@
 #define HAKMEM_UTIL_H
 
 #include <box_api/hakmem_box.h>
+#include <box_api/hakmem_lock.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sched.h>
 
-/* A test-and-test-and-set spinlock for short critical sections (a few
- * pointer moves). Boxes hold it for bounded work only; yields after a while
- * so a preempted holder on a 2-core machine does not stall us for a slice. */
-typedef struct { atomic_int locked; } hak_spinlock;
-
-#define HAK_SPINLOCK_INIT { 0 }
-
-static inline void hak_spin_lock(hak_spinlock *l)
-{
-    for (unsigned spins = 0;; spins++) {
-        if (!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire))
-            return;
-        while (atomic_load_explicit(&l->locked, memory_order_relaxed)) {
-            if (++spins > 64) { sched_yield(); spins = 0; }
-            else __builtin_ia32_pause();
-        }
-    }
-}
-
-static inline int hak_spin_trylock(hak_spinlock *l)
-{
-    return !atomic_load_explicit(&l->locked, memory_order_relaxed) &&
-           !atomic_exchange_explicit(&l->locked, 1, memory_order_acquire);
-}
-
-static inline void hak_spin_unlock(hak_spinlock *l)
-{
-    atomic_store_explicit(&l->locked, 0, memory_order_release);
-}
-
-/* After fork the child has one thread: whatever the lock said, it is free. */
-static inline void hak_spin_reset(hak_spinlock *l)
-{
-    atomic_store_explicit(&l->locked, 0, memory_order_relaxed);
-}
+/* The lock boxes use (spin, then futex sleep; fork-aware): hakmem_lock.h. */
 
 static inline size_t hak_align_up(size_t n, size_t align)
 {
