@@ -1,5 +1,6 @@
 /*
- * sample_alloc: a hakmem box of role alloc, scaffolded by `hakmem new-box`.
+ * sample_alloc: a hakmem box of role alloc, as `hakmem new-box` writes it from its
+ * template (host/cli/templates/alloc/ in hakmem's source).
  *
  * What it does: a size-class arena. A request is rounded up to a power of
  * two (16, 32, ..., max_size), and each class carves its blocks from its own
@@ -410,7 +411,7 @@ static const struct hak_box_desc box_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,
     .struct_size = sizeof(struct hak_box_desc),
     .name = "sample_alloc",
-    .summary = "sample_alloc: power-of-two size classes carved from chunks (scaffolded by hakmem new-box)",
+    .summary = "sample_alloc: power-of-two size classes carved from chunks (from the hakmem new-box template)",
     .roles = HAK_ROLE_ALLOC,
     .flags = 0, /* HAK_BOX_FLAG_FRONT: a cache over `below`; _TERMINAL: serves every size */
     .params = box_params,

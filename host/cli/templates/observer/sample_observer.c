@@ -1,5 +1,6 @@
 /*
- * sample_observer: a hakmem box of role observer, scaffolded by `hakmem new-box`.
+ * sample_observer: a hakmem box of role observer, as `hakmem new-box` writes it from its
+ * template (host/cli/templates/observer/ in hakmem's source).
  *
  * What it does: counts the events boxes report (fresh memory carved,
  * mappings, refills, drains, remote frees, reuse) per type and size bucket,
@@ -100,7 +101,7 @@ static const struct hak_box_desc box_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,
     .struct_size = sizeof(struct hak_box_desc),
     .name = "sample_observer",
-    .summary = "sample_observer: counts events per type and reports them at exit (scaffolded by hakmem new-box)",
+    .summary = "sample_observer: counts events per type and reports them at exit (from the hakmem new-box template)",
     .roles = HAK_ROLE_OBSERVER,
     .flags = 0,
     .params = box_params,

@@ -1,5 +1,6 @@
 /*
- * sample_pages: a hakmem box of role pages, scaffolded by `hakmem new-box`.
+ * sample_pages: a hakmem box of role pages, as `hakmem new-box` writes it from its
+ * template (host/cli/templates/pages/ in hakmem's source).
  *
  * What it does: a cache of freed page spans. Consumers (pool_tls_arena,
  * l25, superslab: any box with a `pages =` link) ask for spans of whole
@@ -228,7 +229,7 @@ static const struct hak_box_desc box_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,
     .struct_size = sizeof(struct hak_box_desc),
     .name = "sample_pages",
-    .summary = "sample_pages: keeps freed page spans for reuse (scaffolded by hakmem new-box)",
+    .summary = "sample_pages: keeps freed page spans for reuse (from the hakmem new-box template)",
     .roles = HAK_ROLE_PAGES,
     .flags = 0,
     .params = box_params,
