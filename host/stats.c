@@ -320,8 +320,27 @@ void hak_malloc_stats(const struct hak_plan *plan)
     munmap(mem, REPORT_BUFFER + sizeof(struct report));
 }
 
+/* An attribute value: a plugin may be a path, which may hold & < > or ". */
+static const char *xml_attr(const char *s, char *out, size_t len)
+{
+    size_t used = 0;
+    for (; *s && used + 7 < len; s++) {
+        const char *e = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;"
+                      : *s == '"' ? "&quot;" : NULL;
+        if (e) {
+            memcpy(out + used, e, strlen(e));
+            used += strlen(e);
+        } else if ((unsigned char)*s >= 0x20) {
+            out[used++] = *s;
+        }
+    }
+    out[used] = '\0';
+    return out;
+}
+
 static int format_xml(const struct hak_plan *plan, const struct report *r, char *buf, size_t cap)
 {
+    char name[HAK_NAME_MAX * 6], plugin[HAK_VALUE_MAX * 6];
     size_t used = 0;
     APPEND("<malloc version=\"1\">\n");
     int nr = 0;
@@ -332,10 +351,10 @@ static int format_xml(const struct hak_plan *plan, const struct report *r, char 
         if (in->desc->roles == HAK_ROLE_OBSERVER)
             continue;
         uint64_t free_bytes = row->mapped > row->in_use ? row->mapped - row->in_use : 0;
-        /* glibc's elements, so its readers keep working; names come from
-         * config identifiers and plugin names (no characters XML escapes). */
+        /* glibc's elements, so its readers keep working; name and plugin
+         * are hakmem's additions. */
         APPEND("<heap nr=\"%d\" name=\"%s\" plugin=\"%s\">\n<sizes>\n</sizes>\n", nr++,
-               in->name, in->plugin);
+               xml_attr(in->name, name, sizeof name), xml_attr(in->plugin, plugin, sizeof plugin));
         APPEND("<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
                "<total type=\"rest\" count=\"0\" size=\"%llu\"/>\n"
                "<system type=\"current\" size=\"%llu\"/>\n"

@@ -171,6 +171,7 @@ static void write_text(const struct tel_inst *in, const struct hak_report_ctx *c
                ctx->config_name ? ctx->config_name : "?");
     if (ctx->command_line && ctx->command_line[0])
         tel_printf(&o, "command: %s\n", ctx->command_line);
+    tel_printf(&o, "pid: %ld\n", (long)getpid()); /* which process, under a script */
     if (in->process)
         tel_printf(&o, "process: minor faults %llu, major faults %llu, peak RSS %llu KB\n",
                    (unsigned long long)proc->minor_faults, (unsigned long long)proc->major_faults,
