@@ -1,5 +1,11 @@
 /*
  * tiny_hot_ring: descriptor, parameters, instance creation, stats.
+ *
+ * create()'s set-up over below's classes is the box kit's, shared with
+ * tiny_unified_cache (box_api/hakmem_front.h). What looks like uc_box.c but
+ * stays here: the schema (this box's own names, defaults and docs, which
+ * `hakmem boxes` prints), stats (they read the ring's head and tail) and
+ * the descriptor.
  */
 #include "hot_ring.h"
 
@@ -38,8 +44,7 @@ static const struct hak_link_decl hr_links[] = {
     {"below", HAK_ROLE_ALLOC, 1, "the box with the classes (superslab or tiny_unified_cache)"},
 };
 
-/* The set-up both tiny fronts share is the box kit's (hakmem_front.h),
- * written for the same limits. */
+/* hakmem_front.h fills this box's tables: the same limits. */
 _Static_assert(HR_MAX_CLASSES == HAK_FRONT_MAX_CLASSES && HR_NO_CLASS == HAK_FRONT_MAX_CLASSES &&
                    HR_SIZE_INDEX_MAX == HAK_FRONT_SIZE_INDEX_MAX,
                "hr's limits are hakmem_front.h's");

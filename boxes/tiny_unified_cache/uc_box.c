@@ -1,5 +1,11 @@
 /*
  * tiny_unified_cache: descriptor, parameters, instance creation, stats.
+ *
+ * The checks and tables of create() come from the box kit
+ * (box_api/hakmem_front.h), as for tiny_hot_ring. Kept apart from
+ * hr_box.c though alike: the parameter schema (capacity_cN, its defaults
+ * and docs are this box's interface), stats (array stacks: top - base) and
+ * the descriptor, which publishes the fast stacks.
  */
 #include "unified_cache.h"
 
@@ -38,8 +44,7 @@ static const struct hak_link_decl uc_links[] = {
     {"below", HAK_ROLE_ALLOC, 1, "the box with the classes (superslab)"},
 };
 
-/* The set-up both tiny fronts share is the box kit's (hakmem_front.h),
- * written for the same limits. */
+/* The tables hakmem_front.h fills are sized by the same limits. */
 _Static_assert(UC_MAX_CLASSES == HAK_FRONT_MAX_CLASSES && UC_NO_CLASS == HAK_FRONT_MAX_CLASSES &&
                    UC_SIZE_INDEX_MAX == HAK_FRONT_SIZE_INDEX_MAX,
                "uc's limits are hakmem_front.h's");
