@@ -436,6 +436,7 @@ static const struct hak_box_desc box_desc = {
         .free = box_free,
         .usable_size = box_usable_size,
         .realloc = box_realloc,             /* optional */
+        .alloc_zeroed = NULL,               /* optional: calloc here; NULL: the host calls alloc and clears */
         /* class interface (optional): lets a front box sit on this one */
         .class_count = box_class_count,
         .class_size = box_class_size,
