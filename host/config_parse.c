@@ -222,6 +222,33 @@ int hak_config_parse_text(struct hak_cfg_raw *raw, const char *text, size_t len,
     return 0;
 }
 
+int hak_config_from_entries(struct hak_cfg_raw *raw, const char *file,
+                            const struct hak_cfg_text_entry *entries, int count,
+                            struct hak_error *err)
+{
+    size_t file_len = strlen(file) < sizeof raw->file ? strlen(file) : sizeof raw->file - 1;
+    memcpy(raw->file, file, file_len);
+    raw->file[file_len] = '\0';
+    raw->entry_count = 0;
+    for (int i = 0; i < count; i++) {
+        if (i == HAK_MAX_ENTRIES) {
+            hak_error_set(err, raw->file, entries[i].line, "more than %d keys", HAK_MAX_ENTRIES);
+            return -1;
+        }
+        struct hak_cfg_entry *e = &raw->entries[i];
+        if (copy_field(e->section, sizeof e->section, entries[i].section) ||
+            copy_field(e->key, sizeof e->key, entries[i].key) ||
+            copy_field(e->value, sizeof e->value, entries[i].value)) {
+            hak_error_set(err, raw->file, entries[i].line, "name or value too long");
+            return -1;
+        }
+        e->source = raw->file;
+        e->line = entries[i].line;
+        raw->entry_count++;
+    }
+    return 0;
+}
+
 /* HAKMEM_SET="box.tiny.capacity=64,host.stats=json": each item sets or
  * replaces one key; the last dot before '=' separates section and key. */
 int hak_config_apply_overrides(struct hak_cfg_raw *raw, const char *set, struct hak_error *err)

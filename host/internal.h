@@ -69,6 +69,14 @@ struct hak_cfg_raw {
 
 int hak_config_parse_text(struct hak_cfg_raw *raw, const char *text, size_t len,
                           const char *file, struct hak_error *err);
+/* Entries parsed at build time (host/embed_config.c): the embedded default. */
+struct hak_cfg_text_entry {
+    const char *section, *key, *value;
+    int line;
+};
+int hak_config_from_entries(struct hak_cfg_raw *raw, const char *file,
+                            const struct hak_cfg_text_entry *entries, int count,
+                            struct hak_error *err);
 int hak_config_apply_overrides(struct hak_cfg_raw *raw, const char *set,
                                struct hak_error *err);
 /* Read a whole file with open/read (no stdio: it would allocate). */

@@ -15,8 +15,10 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-extern const char hak_default_config[];
-extern const size_t hak_default_config_len;
+/* configs/default.ini, parsed at build time (host/embed_config.c). */
+extern const struct hak_cfg_text_entry hak_embedded_entries[];
+extern const int hak_embedded_entry_count;
+extern const char hak_embedded_name[];
 
 static __thread int tls_starting __attribute__((tls_model("initial-exec")));
 static _Atomic int start_claimed;
@@ -52,22 +54,23 @@ int hak_lazy_start(void)
     tls_starting = 1;
     struct hak_error err = { "" };
     const char *path = secure_getenv("HAKMEM_CONFIG");
-    const char *text = hak_default_config;
-    size_t len = hak_default_config_len;
-    const char *name = "(embedded default)";
-    if (path && *path) {
-        if (hak_read_file(path, start_text, sizeof start_text, &len, &err)) {
-            tls_starting = 0;
-            start_failed(&err);
-            return 0;
-        }
-        text = start_text;
-        name = path;
+    size_t len;
+    int failed;
+    if (path && *path)
+        failed = hak_read_file(path, start_text, sizeof start_text, &len, &err) ||
+                 hak_config_parse_text(&start_raw, start_text, len, path, &err);
+    else
+        failed = hak_config_from_entries(&start_raw, hak_embedded_name, hak_embedded_entries,
+                                         hak_embedded_entry_count, &err);
+    if (failed) {
+        tls_starting = 0;
+        start_failed(&err);
+        return 0;
     }
     char lib_dir[PATH_MAX] = "";
     hak_object_dir((const void *)hak_lazy_start, lib_dir, sizeof lib_dir);
-    if (hak_plan_load(&start_plan, &start_raw, text, len, name, secure_getenv("HAKMEM_SET"),
-                      lib_dir, &err) ||
+    if (hak_config_apply_overrides(&start_raw, secure_getenv("HAKMEM_SET"), &err) ||
+        hak_plan_resolve(&start_plan, &start_raw, lib_dir, &err) ||
         hak_runtime_start(&start_plan, &err)) {
         tls_starting = 0;
         start_failed(&err);
@@ -77,11 +80,20 @@ int hak_lazy_start(void)
     return 0;
 }
 
-/* Start before main even if the program never allocates, so that a config
- * error stops it before it runs on the wrong allocator. */
+static int env_set(const char *name)
+{
+    const char *v = secure_getenv(name);
+    return v && *v;
+}
+
+/* With HAKMEM_CONFIG or HAKMEM_SET, start before main even if the program
+ * never allocates, so that an error in them stops it before it runs on the
+ * wrong allocator. The embedded default has no such error: it starts on
+ * the first allocation, and a process that never allocates (/bin/true, a
+ * third of the instructions of its whole run) pays nothing for the host. */
 __attribute__((constructor)) static void hak_at_load(void)
 {
-    if (atomic_load(&hak_runtime_state) == 0)
+    if (atomic_load(&hak_runtime_state) == 0 && (env_set("HAKMEM_CONFIG") || env_set("HAKMEM_SET")))
         hak_lazy_start();
 }
 

@@ -158,7 +158,7 @@ def prepare_git(inputs):
 
 
 def prepare_gcc(inputs):
-    make_c_file(os.path.join(inputs, "gen.c"), 150)
+    make_c_file(os.path.join(inputs, "gen.c"), 60)
 
 
 AWK_PROGRAM = ('{ n[$2]++; s[substr($1, 1, 3)] += length($3); t = t substr($3, 1, 1) } '
@@ -193,7 +193,7 @@ PROGRAMS = {
                  "git: init, commits, branches, merge, gc, fsck, log: many short processes"),
     "real_gcc": (Program(["gcc", "sh"], ["sh", "-c", "gcc -O2 -o {scratch}/gen {inputs}/gen.c && {scratch}/gen"],
                          prepare=prepare_gcc),
-                 "gcc -O2 on a generated 150-function C file, then the program it made"),
+                 "gcc -O2 on a generated 60-function C file, then the program it made"),
     "real_perl": (Program(["perl"], ["perl", "-e", PERL_PROGRAM]),
                   "perl: 150K hash keys, sort, split, regex substitution"),
     "real_sort": (Program(["sort"], ["sort", "--parallel=2", "-S", "8M", "-T", "{scratch}", "-t", " ",
