@@ -1,5 +1,5 @@
 // A growing array: each round grows one buffer by realloc in fixed steps
-// (default 800 KB) from one step to `max` (default 300 MB), writing each
+// (default 800 KB) from one step to `max` (default 256 MB), writing each
 // new step in full (memset with the step's own byte), as a vector of
 // records appended to in chunks does; then frees it. A copying realloc
 // touches the whole array again, a remapping one only the new step.
@@ -14,9 +14,9 @@
 #include <string.h>
 
 static const char usage[] =
-    "  --rounds=N   arrays grown and freed (default 5)\n"
+    "  --rounds=N   arrays grown and freed (default 2)\n"
     "  --step=N     bytes added per realloc (default 819200)\n"
-    "  --max=N      size an array grows to (default 314572800)\n";
+    "  --max=N      size an array grows to (default 268435456)\n";
 
 static inline uint8_t step_byte(uint64_t round, uint64_t k) {
   return (uint8_t)(k * 7u + round * 13u + 1u);
@@ -24,9 +24,9 @@ static inline uint8_t step_byte(uint64_t round, uint64_t k) {
 
 int main(int argc, char **argv) {
   bench_args_init(argc, argv, "growing_array", usage);
-  uint64_t rounds = bench_arg_u64("rounds", 5);
+  uint64_t rounds = bench_arg_u64("rounds", 2);
   uint64_t step = bench_arg_u64("step", 800u << 10);
-  uint64_t max_size = bench_arg_u64("max", 300u << 20);
+  uint64_t max_size = bench_arg_u64("max", 256u << 20);
   bench_args_done();
   if (rounds == 0 || step == 0 || max_size < step || max_size > ((uint64_t)1 << 38))
     bench_fail("need rounds >= 1, 1 <= step <= max <= 256 GB");
