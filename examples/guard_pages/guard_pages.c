@@ -338,9 +338,9 @@ static void guard_stats(void *inst, void *tls, struct hak_stats *out)
     out->bytes_freed += s->bytes_freed;
 }
 
-static void guard_fork_prepare(void *inst) { hak_spin_lock(&((struct guard_inst *)inst)->lock); }
-static void guard_fork_parent(void *inst) { hak_spin_unlock(&((struct guard_inst *)inst)->lock); }
-static void guard_fork_child(void *inst) { hak_spin_reset(&((struct guard_inst *)inst)->lock); }
+static void guard_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct guard_inst *)inst)->lock); }
+static void guard_fork_parent(void *inst) { hak_spin_fork_parent(&((struct guard_inst *)inst)->lock); }
+static void guard_fork_child(void *inst) { hak_spin_fork_child(&((struct guard_inst *)inst)->lock); }
 
 static const struct hak_box_desc guard_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,

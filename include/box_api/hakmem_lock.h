@@ -153,11 +153,4 @@ static inline void hak_spin_fork_child(hak_spinlock *l)
     atomic_store_explicit(&l->word, kept ? hak_thread_self() : 0, memory_order_relaxed);
 }
 
-/* Kept for boxes written before fork_prepare/parent/child helpers: makes
- * the lock free whatever it said. Prefer hak_spin_fork_child. */
-static inline void hak_spin_reset(hak_spinlock *l)
-{
-    atomic_store_explicit(&l->word, 0, memory_order_relaxed);
-}
-
 #endif

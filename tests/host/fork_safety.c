@@ -280,9 +280,9 @@ static void on_fork_signal(int sig)
     errno = saved;
 }
 
-/* A process that sends SIGUSR1 to `target` (a thread id) as fast as it
- * can until killed. */
-static pid_t start_signaller(pid_t tgid, pid_t target_tid)
+/* A process that sends SIGUSR1 to `target` (a thread id) every `gap_us`
+ * microseconds until killed. */
+static pid_t start_signaller(pid_t tgid, pid_t target_tid, long gap_us)
 {
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -290,7 +290,7 @@ static pid_t start_signaller(pid_t tgid, pid_t target_tid)
         for (;;) {
             if (syscall(SYS_tgkill, tgid, target_tid, SIGUSR1) != 0)
                 _exit(0); /* the target is gone */
-            struct timespec pause = { 0, 20000 };
+            struct timespec pause = { 0, gap_us * 1000 };
             nanosleep(&pause, NULL);
         }
     }
@@ -326,7 +326,7 @@ static void signalled_loop(uint32_t seed)
 static void run_signal(void)
 {
     install_fork_handler();
-    pid_t sig = start_signaller(getpid(), (pid_t)syscall(SYS_gettid));
+    pid_t sig = start_signaller(getpid(), (pid_t)syscall(SYS_gettid), 20);
     signalled_loop(7);
     /* Block further signals before the signaller goes. */
     sigset_t set;
@@ -341,7 +341,7 @@ static void run_signal(void)
 
 /* ---- stress: all of it ------------------------------------------------------ */
 
-enum { SHARED = 512 };
+enum { SHARED = 128 };
 static struct slot shared[SHARED];
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Thread forks and handler forks take turns (phases of 100 ms): a handler
@@ -355,11 +355,11 @@ static pthread_mutex_t fork_gate = PTHREAD_MUTEX_INITIALIZER;
 static void *stress_worker(void *arg)
 {
     uint32_t seed = (uint32_t)(uintptr_t)arg * 40503u + 17;
-    struct slot mine[128] = { { 0 } };
+    struct slot mine[32] = { { 0 } };
     FILE *f = tmpfile();
     CHECK(f);
     while (!atomic_load(&stop)) {
-        churn(mine, 128, &seed, 32);
+        churn(mine, 32, &seed, 32);
         fprintf(f, "%u %s\n", seed, "stress");
         if ((seed & 7) == 0) {
             rewind(f);
@@ -373,7 +373,7 @@ static void *stress_worker(void *arg)
         uint32_t r = xorshift(&seed);
         pthread_mutex_lock(&shared_lock);
         struct slot *s = &shared[r % SHARED];
-        struct slot *m = &mine[(r >> 9) % 128];
+        struct slot *m = &mine[(r >> 9) % 32];
         struct slot t = *s;
         *s = *m;
         *m = t;
@@ -382,7 +382,7 @@ static void *stress_worker(void *arg)
             FAIL("a block from another thread is corrupted");
     }
     fclose(f);
-    free_all(mine, 128);
+    free_all(mine, 32);
     return NULL;
 }
 
@@ -470,7 +470,10 @@ static void run_stress(void)
     CHECK(pthread_create(&sig_thread, NULL, stress_signalled, (void *)(uintptr_t)11) == 0);
     while (!atomic_load(&signalled_tid))
         sched_yield();
-    pid_t signaller = start_signaller(getpid(), atomic_load(&signalled_tid));
+    /* Fewer signals than in `signal` mode: each handler fork copies a
+     * threaded process's whole address space, and a thread that spends all
+     * its time in handlers starves the phases. */
+    pid_t signaller = start_signaller(getpid(), atomic_load(&signalled_tid), 500);
     CHECK(pthread_join(sig_thread, NULL) == 0);
     stop_signaller(signaller);
     atomic_store(&stop, 1);

@@ -381,28 +381,28 @@ static size_t box_trim(void *inst, void *tls)
     return 0;
 }
 
-/* fork(): every lock taken in prepare, released in parent, reset in child
- * (the child has one thread; a lock held by another thread would never be
- * released there). */
+/* fork(): every lock taken in prepare and released in parent and child,
+ * in the same order. The hak_spin_fork_* helpers skip a lock the forking
+ * thread holds itself (fork from a signal handler inside this box). */
 static void box_fork_prepare(void *inst)
 {
     struct box_inst *in = inst;
     for (uint32_t c = 0; c < in->class_count; c++)
-        hak_spin_lock(&in->classes[c].lock);
+        hak_spin_fork_prepare(&in->classes[c].lock);
 }
 
 static void box_fork_parent(void *inst)
 {
     struct box_inst *in = inst;
     for (uint32_t c = 0; c < in->class_count; c++)
-        hak_spin_unlock(&in->classes[c].lock);
+        hak_spin_fork_parent(&in->classes[c].lock);
 }
 
 static void box_fork_child(void *inst)
 {
     struct box_inst *in = inst;
     for (uint32_t c = 0; c < in->class_count; c++)
-        hak_spin_reset(&in->classes[c].lock);
+        hak_spin_fork_child(&in->classes[c].lock);
 }
 
 /* ---- the descriptor: the one symbol the host looks up -------------------- */

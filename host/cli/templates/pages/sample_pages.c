@@ -219,9 +219,9 @@ static size_t box_trim(void *inst, void *tls)
     }
 }
 
-static void box_fork_prepare(void *inst) { hak_spin_lock(&((struct box_inst *)inst)->lock); }
-static void box_fork_parent(void *inst) { hak_spin_unlock(&((struct box_inst *)inst)->lock); }
-static void box_fork_child(void *inst) { hak_spin_reset(&((struct box_inst *)inst)->lock); }
+static void box_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct box_inst *)inst)->lock); }
+static void box_fork_parent(void *inst) { hak_spin_fork_parent(&((struct box_inst *)inst)->lock); }
+static void box_fork_child(void *inst) { hak_spin_fork_child(&((struct box_inst *)inst)->lock); }
 
 /* ---- the descriptor ------------------------------------------------------------ */
 
