@@ -101,6 +101,9 @@ __attribute__((destructor)) static void hak_at_exit(void)
 {
     if (atomic_load(&hak_runtime_state) != 1)
         return;
+    /* Nothing to report: spare every process the read of its command line. */
+    if (hak_plan_active->stats == HAK_STATS_OFF && !hak_observer_count)
+        return;
     char cmd[1024];
     hak_read_cmdline(cmd, sizeof cmd);
     hak_observers_report(hak_plan_active, cmd);

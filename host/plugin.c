@@ -12,7 +12,9 @@
  * Built-in boxes (linked into libhakmem.so, host/CMakeLists.txt): for
  * `plugin = NAME` with a built-in NAME, the built-in is used when the
  * search finds no hakbox_NAME.so, or finds it in libhakmem.so's own folder
- * and not modified after libhakmem.so (the copy it was linked from). A .so
+ * and not modified after libhakmem.so (the copy it was linked from). One
+ * stat per place looked in, no open: an unreadable file fails in dlopen,
+ * which names it. A .so
  * found in box_dir or HAKMEM_BOX_PATH, or one beside libhakmem.so that is
  * newer (a box rebuilt since), is loaded instead: a rebuilt box is never
  * ignored. `[host] builtin_boxes = off` loads every box from its .so.
@@ -91,7 +93,7 @@ static int find_plugin(const char *plugin, const char *config_dir, const char *b
         else if (join_path(path, path_len, config_dir, ".", plugin))
             return -1;
         snprintf(tried, tried_len, "%s", path);
-        return stat(path, st) == 0 && access(path, R_OK) == 0 ? 0 : -1;
+        return stat(path, st) == 0 ? 0 : -1;
     }
     if (concat(file, sizeof file, (const char *const[]){ "hakbox_", plugin, ".so" }, 3))
         return -1;
@@ -99,7 +101,7 @@ static int find_plugin(const char *plugin, const char *config_dir, const char *b
 #define TRY(dirbase, dir)                                                          \
     do {                                                                           \
         if (join_path(path, path_len, dirbase, dir, file) == 0) {                  \
-            if (stat(path, st) == 0 && access(path, R_OK) == 0)                    \
+            if (stat(path, st) == 0)                                               \
                 return 0;                                                          \
             int w = snprintf(tried + used, tried_len - used, "%s%s",               \
                              used ? ", " : "", path);                              \
