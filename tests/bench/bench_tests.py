@@ -23,6 +23,8 @@ TEST is one of:
   columns         results.csv and results.md of synthetic cells: spread,
                   ratio interval, p and verdict columns, the header's level
   threads         --threads N reaches the workloads that take a thread count
+  real LIBDIR     a real-program workload (real_gawk) under glibc and hakmem,
+                  its output checked; wrong output and a missing program FAIL
   until_ci        --until-ci stops when every interval is narrow enough, or
                   at its budget, with a progress line per extra round
 Exit 0 on success, 1 with a message on failure.
@@ -493,6 +495,37 @@ def test_until_ci(bench_dir, wdir):
     print("until_ci: ok")
 
 
+def test_real(hb, bench_dir, wdir, libdir):
+    """A real-program workload runs under glibc and hakmem with its output
+    checked; a wrong output is a FAIL, a missing program a FAIL, not an error."""
+    with tempfile.TemporaryDirectory() as out:
+        r = runner(bench_dir, wdir, "-w", "real_gawk", "-A", "glibc,hakmem", "--hakmem-lib", libdir,
+                   "--runs", "1", "--no-chart", "--out", out)
+        if r.returncode != 0:
+            fail("runner exited %d: %s" % (r.returncode, r.stderr))
+        cells = cells_of(read_csv(os.path.join(out, "results.csv")))
+        for col in ("glibc", "hakmem"):
+            expect_ok(cells[("real_gawk", col)], "real_gawk/" + col)
+        if not os.path.isfile(os.path.join(out, "programs", "real_gawk", "lines.txt")):
+            fail("the inputs were not made in the output folder")
+    w = hb.WORKLOAD_BY_NAME["real_gawk"]
+    p = w.program
+    p.reference = "1 2 3\n"
+    fields, why = p.result_fields("real_gawk", "1 2 3\n", 0.5)
+    if why or fields["ops"] != 1 or fields["seconds"] != 0.5 or len(fields["checksum"]) != 16:
+        fail("result of a matching output: %r %r" % (fields, why))
+    fields, why = p.result_fields("real_gawk", "1 2 4\n", 0.5)
+    if fields is not None or "wrong output" not in why:
+        fail("a different output was not a wrong output: %r %r" % (fields, why))
+    missing = hb.Workload("real_none", "real_none", [], [], program=hb.REAL_WORKLOADS[0].program.__class__(
+        ["no-such-program-hakmem"], ["no-such-program-hakmem"]))
+    with tempfile.TemporaryDirectory() as d:
+        hb.prepare_program(missing, d, dict(os.environ), 30)
+    if "not installed" not in missing.program.missing:
+        fail("a missing program: %r" % missing.program.missing)
+    print("real: ok")
+
+
 def main(argv):
     if len(argv) < 5 or argv[0] != "--bench-dir" or argv[2] != "--workload-dir":
         print(__doc__, file=sys.stderr)
@@ -521,6 +554,8 @@ def main(argv):
         test_columns(hb)
     elif test == "threads":
         test_threads(hb, bench_dir, wdir)
+    elif test == "real":
+        test_real(hb, bench_dir, wdir, rest[0])
     elif test == "until_ci":
         test_until_ci(bench_dir, wdir)
     else:
