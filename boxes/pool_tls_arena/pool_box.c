@@ -27,10 +27,8 @@ static const struct hak_param pool_params[P_COUNT] = {
                         "free granules idle this long are decommitted, empty chunks "
                         "returned (0: at once)" },
     [P_DIRTY_MAX] = { "dirty_max", HAK_PARAM_SIZE, "32M", 0, (int64_t)1 << 40, NULL,
-                      "committed free granules a thread keeps before purging them all" },
-    [P_ORPHAN_KEEP] = { "orphan_keep", HAK_PARAM_SIZE, "0", 0, (int64_t)1 << 40, NULL,
-                        "committed free bytes exited threads' chunks keep for the next "
-                        "thread (beyond: decommitted at exit)" },
+                      "committed free bytes the process keeps (all threads and exited "
+                      "threads' chunks) before a thread purges its own" },
 };
 
 static const struct hak_link_decl pool_links[] = {
@@ -115,7 +113,6 @@ static void *pool_create(const struct hak_host *host, const struct hak_box_confi
     in->chunk_mask = ~(uintptr_t)(chunk_max - 1);
     in->purge_delay_ns = (uint64_t)v[P_PURGE_DELAY].i * 1000000u;
     in->dirty_max = (size_t)v[P_DIRTY_MAX].i;
-    in->orphan_keep = (size_t)v[P_ORPHAN_KEEP].i;
     snprintf(in->name, sizeof in->name, "%s", cfg->instance_name);
     for (uint32_t c = 0; c < in->nclasses; c++) {
         uint32_t size = (uint32_t)sizes->list[c];

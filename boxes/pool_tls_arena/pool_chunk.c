@@ -156,7 +156,7 @@ static size_t pool_chunk_return(struct pool_tls *t, struct pool_chunk *ch)
 {
     struct pool_inst *in = pool_inst_of(t);
     size_t bytes = ch->bytes;
-    t->dirty_bytes -= pool_chunk_dirty_granules(ch) << HAK_GRANULE_SHIFT;
+    pool_dirty_add(t, -(int64_t)(pool_chunk_dirty_granules(ch) << HAK_GRANULE_SHIFT));
     pool_chunk_unlink(t, ch);
     pool_chunk_give_back(in, hak_link_tls(t, &in->pages), ch);
     return bytes;
@@ -244,7 +244,7 @@ static size_t pool_tick(struct pool_tls *t, uint64_t now, bool force)
         struct pool_slab *s = t->cls[c].cur;
         if (s && s->used == 0) {
             t->cls[c].cur = NULL;
-            t->dirty_bytes += (size_t)s->granules << HAK_GRANULE_SHIFT;
+            pool_dirty_add(t, (int64_t)s->granules << HAK_GRANULE_SHIFT);
             pool_slab_release(in, pool_slab_chunk(s), s);
             pool_avail_touch(t, pool_slab_chunk(s));
         }
@@ -256,7 +256,7 @@ static size_t pool_tick(struct pool_tls *t, uint64_t now, bool force)
             continue;
         }
         size_t bytes = pool_chunk_age(in, ch, force);
-        t->dirty_bytes -= bytes;
+        pool_dirty_add(t, -(int64_t)bytes);
         released += bytes;
         if (ch->slabs == 0)
             empty_left = true;
@@ -292,7 +292,8 @@ void pool_tick_check(struct pool_tls *t)
 void pool_note_dirty(struct pool_tls *t)
 {
     struct pool_inst *in = pool_inst_of(t);
-    if (t->dirty_bytes > in->dirty_max || in->purge_delay_ns == 0) {
+    if (t->dirty_bytes > in->dirty_max || pool_process_dirty(in) > in->dirty_max ||
+        in->purge_delay_ns == 0) {
         t->force_purge = true;
         t->tick_countdown = 1;
         return;
@@ -317,9 +318,12 @@ size_t pool_purge_all(struct pool_tls *t)
 
 /* ---- orphans ------------------------------------------------------------ */
 
+/* The chunk's dirty granules count in orphan_dirty while it is an orphan. */
 static void pool_orphan_push(struct pool_inst *in, struct pool_chunk *ch)
 {
     ch->next = ch->prev = NULL;
+    ch->orphan_dirty = (uint64_t)pool_chunk_dirty_granules(ch) << HAK_GRANULE_SHIFT;
+    atomic_fetch_add_explicit(&in->orphan_dirty, ch->orphan_dirty, memory_order_relaxed);
     hak_spin_lock(&in->lock);
     if (in->orphans_tail)
         in->orphans_tail->next = ch;
@@ -396,7 +400,7 @@ bool pool_adopt_orphan(struct pool_tls *t)
     pool_chunk_link(t, ch);
     size_t dirty = pool_chunk_dirty_granules(ch) << HAK_GRANULE_SHIFT;
     if (dirty) {
-        t->dirty_bytes += dirty;
+        pool_dirty_add(t, (int64_t)dirty);
         pool_note_dirty(t);
     }
     pool_event(in, HAK_EV_REUSE, ch, ch->bytes, 1);
@@ -430,16 +434,14 @@ size_t pool_reclaim_orphans(struct pool_tls *t, unsigned max)
 /* ---- thread exit -------------------------------------------------------- */
 
 /* Empty slabs are released and empty chunks returned; the rest become
- * orphans. While the orphans' committed free memory stays within
- * orphan_keep (0 by default; 8 MB is about one thread of thread_churn), an
- * orphan's dirty granules only age one generation: the next
- * thread usually adopts it soon, and memory decommitted here faults again
- * there (thread_churn: 325k minor faults for 1000 threads when every orphan
- * was decommitted, against mimalloc's 3.3k). Beyond the budget an orphan is
- * decommitted whole: an adopted orphan's memory counts toward its new
- * thread's dirty_max, so a larger budget lets RSS climb by dirty_max per
- * adopting thread (the reliability suite's cross-thread rounds saw +72 MB
- * over three rounds with a 32 MB budget, and once in three with 8 MB). */
+ * orphans. An orphan keeps its dirty granules committed (they only age one
+ * generation) while the process's committed free bytes stay within
+ * dirty_max: the next thread to need a slab, whichever it is, usually
+ * adopts it soon, and memory decommitted here would fault again there
+ * (thread_churn: 290k minor faults for 1000 threads when every orphan was
+ * decommitted, against mimalloc's 3.4k). Beyond the budget an orphan is
+ * decommitted whole. The budget is the process's, not a thread's: with a
+ * per-thread one, threads adopting orphans could each hold dirty_max. */
 void pool_thread_exit(void *inst, void *tls)
 {
     struct pool_inst *in = inst;
@@ -453,12 +455,10 @@ void pool_thread_exit(void *inst, void *tls)
             pool_chunk_give_back(in, hak_link_tls(t, &in->pages), ch);
             continue;
         }
-        uint64_t dirty = (uint64_t)pool_chunk_dirty_granules(ch) << HAK_GRANULE_SHIFT;
-        bool keep = atomic_load_explicit(&in->orphan_dirty, memory_order_relaxed) + dirty <= in->orphan_keep;
+        /* This thread's dirty bytes are counted in owned_dirty still and
+         * move to orphan_dirty: the sum changes only by what is purged. */
+        bool keep = pool_process_dirty(in) <= in->dirty_max;
         pool_chunk_age(in, ch, !keep);
-        ch->orphan_dirty = keep ? dirty : 0;
-        if (keep)
-            atomic_fetch_add_explicit(&in->orphan_dirty, dirty, memory_order_relaxed);
         for (unsigned w = 0; w < pool_chunk_words(ch); w++) {
             uint64_t bits = ch->slab_start[w];
             while (bits) {
@@ -478,7 +478,7 @@ void pool_thread_exit(void *inst, void *tls)
     t->chunks = t->avail = NULL;
     t->chunk_count = 0;
     t->chunk_bytes = 0;
-    t->dirty_bytes = 0;
+    pool_dirty_add(t, -(int64_t)t->dirty_bytes); /* now the orphans' */
     t->next_tick_ns = 0;
     t->force_purge = false;
 }

@@ -63,7 +63,6 @@ enum pool_param_index {
     P_CHUNK_MAX,
     P_PURGE_DELAY,
     P_DIRTY_MAX,
-    P_ORPHAN_KEEP,
     P_COUNT
 };
 
@@ -115,7 +114,7 @@ struct pool_chunk {
     struct pool_chunk *avail_next, *avail_prev; /* thread's chunks with room */
     uint32_t free_granules;
     bool avail;                               /* on the thread's avail list */
-    uint64_t orphan_dirty;                    /* committed free bytes counted in
+    uint64_t orphan_dirty;                    /* its dirty bytes counted in
                                                  pool_inst.orphan_dirty */
     uint8_t slab_of[POOL_CHUNK_MAX_GRANULES]; /* granule -> its slab's first */
     _Alignas(64) struct pool_slab slab[];     /* indexed by first granule */
@@ -137,7 +136,6 @@ struct pool_inst {
     uintptr_t chunk_mask;             /* ~(chunk_max - 1) */
     uint64_t purge_delay_ns;
     size_t dirty_max;
-    size_t orphan_keep;               /* budget of pool_inst.orphan_dirty */
     uint32_t class_size[POOL_MAX_CLASSES];
     uint32_t class_align[POOL_MAX_CLASSES]; /* every block's alignment */
     uint32_t class_cap[POOL_MAX_CLASSES];   /* blocks per slab */
@@ -147,8 +145,13 @@ struct pool_inst {
     hak_spinlock lock;                /* orphans and free pending sets */
     struct pool_chunk *orphans, *orphans_tail; /* FIFO through next */
     _Atomic uint32_t orphan_count;
-    /* Free but committed bytes that orphans keep for the next thread to
-     * adopt, at most orphan_keep; beyond it an orphan is decommitted whole. */
+    /* Committed free bytes, process-wide: owned_dirty sums the threads'
+     * dirty_bytes, orphan_dirty what orphan chunks keep for the threads that
+     * adopt them. dirty_max bounds their sum: a thread that finds it over
+     * purges its own, and an exiting thread's chunks are decommitted rather
+     * than kept. So RSS held in free memory does not grow with the number of
+     * threads, and it decays: idle granules go after purge_delay. */
+    _Atomic int64_t owned_dirty;
     _Atomic uint64_t orphan_dirty;
     struct pool_pending *free_pending;
     char name[64];
@@ -191,6 +194,21 @@ struct pool_tls {
 static inline struct pool_inst *pool_inst_of(const struct pool_tls *t)
 {
     return (struct pool_inst *)t->head.inst;
+}
+
+/* The thread's dirty bytes changed (slow paths only: slab release, purge). */
+static inline void pool_dirty_add(struct pool_tls *t, int64_t delta)
+{
+    t->dirty_bytes += (size_t)delta;
+    atomic_fetch_add_explicit(&pool_inst_of(t)->owned_dirty, delta, memory_order_relaxed);
+}
+
+/* Committed free bytes of the whole instance: every thread and orphan. */
+static inline uint64_t pool_process_dirty(struct pool_inst *in)
+{
+    int64_t owned = atomic_load_explicit(&in->owned_dirty, memory_order_relaxed);
+    return (uint64_t)(owned > 0 ? owned : 0) +
+           atomic_load_explicit(&in->orphan_dirty, memory_order_relaxed);
 }
 
 static inline void pool_event(const struct pool_inst *in, uint16_t type, const void *addr,

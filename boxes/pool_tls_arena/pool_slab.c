@@ -51,7 +51,7 @@ static struct pool_slab *pool_slab_init(struct pool_tls *t, struct pool_chunk *c
     ch->free_granules -= k;
     if (!ch->free_granules)
         pool_avail_remove(t, ch);
-    t->dirty_bytes -= (size_t)dirty << HAK_GRANULE_SHIFT;
+    pool_dirty_add(t, -(int64_t)((size_t)dirty << HAK_GRANULE_SHIFT));
     in->host->assign(base, bytes, in->owner, (uint16_t)cls);
 
     struct pool_slab *s = &ch->slab[pos];
@@ -215,7 +215,7 @@ void pool_slab_settle(struct pool_tls *t, struct pool_slab *s)
         unsigned k = s->granules;
         pool_slab_release(pool_inst_of(t), pool_slab_chunk(s), s);
         pool_avail_touch(t, pool_slab_chunk(s));
-        t->dirty_bytes += (size_t)k << HAK_GRANULE_SHIFT;
+        pool_dirty_add(t, (int64_t)((size_t)k << HAK_GRANULE_SHIFT));
         pool_note_dirty(t);
         return;
     }
