@@ -12,6 +12,7 @@ enum {
     P_SUPERSLAB_SIZE,
     P_KEEP_EMPTY,
     P_ORPHAN_SCAN,
+    P_FREE_COMMITTED,
     P_COUNT
 };
 
@@ -24,6 +25,9 @@ static const struct hak_param ss_params[P_COUNT] = {
                       "wholly free SuperSlabs kept instead of given back to the pages box"},
     [P_ORPHAN_SCAN] = {"orphan_scan", HAK_PARAM_INT, "8", 1, 1 << 20, NULL,
                        "orphaned slabs examined per slab request before taking a free slab"},
+    [P_FREE_COMMITTED] = {"free_slabs_committed", HAK_PARAM_INT, "64", 0, 1 << 20, NULL,
+                          "free slabs kept committed in SuperSlabs still in use; a slab "
+                          "released beyond them is decommitted"},
 };
 
 static const struct hak_link_decl ss_links[] = {
@@ -173,6 +177,7 @@ static void *ss_create(const struct hak_host *host, const struct hak_box_config 
     in->granule_index_mask = in->ss_granules - 1;
     in->keep_empty = (uint32_t)v[P_KEEP_EMPTY].i;
     in->orphan_scan = (uint32_t)v[P_ORPHAN_SCAN].i;
+    in->free_committed_max = (uint64_t)v[P_FREE_COMMITTED].i;
     in->mark_secret = host->block_secret; /* the tiny free-marker convention */
     in->list_key = in->hardened ? ss_mix64(ss_random_word(1) ^ (uintptr_t)in) : 0;
     atomic_init(&in->next_slice_id, 1);

@@ -274,6 +274,13 @@ void ss_release_slab(struct ss_tls *t, struct ss_slab *s)
     s->cls = SS_TAG_NONE;
     s->list = LIST_NONE;
     s->free = NULL;
+    /* A SuperSlab with one live block keeps its 2 MB: beyond a few free
+     * slabs' worth, a released slab's pages go back to the OS now (it is on
+     * no list yet, so no thread carves it meanwhile). Its next use faults
+     * fresh zero pages, which carving needs no more than committed ones.
+     * The count is read without the lock: a bound, not an exact budget. */
+    if (in->free_slabs >= in->free_committed_max)
+        in->host->decommit(s->base, SS_SLAB_SIZE);
 
     hak_spin_lock(&in->lock);
     s->next = h->free_slabs;

@@ -93,6 +93,7 @@ struct ss_inst {
     uintptr_t granule_index_mask;      /* ss_granules - 1 */
     uint32_t keep_empty;               /* empty SuperSlabs kept for reuse */
     uint32_t orphan_scan;              /* orphans looked at per acquire */
+    uint64_t free_committed_max;       /* free slabs kept committed */
     uint64_t mark_secret;              /* free marker: p ^ secret */
     uint64_t list_key;                 /* hardened: free-list link key */
     _Atomic uint64_t next_slice_id;
