@@ -469,9 +469,11 @@ def test_threads(hb, bench_dir, wdir):
 
 def test_until_ci(bench_dir, wdir):
     with tempfile.TemporaryDirectory() as out:
-        # A width no interval reaches: rounds go on until the budget is spent.
+        # A width no interval reaches: rounds go on until the budget is spent
+        # (--max-runs high enough that a fast machine reaches the budget first).
         r = runner(bench_dir, wdir, "-w", "random_mixed", "-A", "glibc", "--quick", "--runs", "2",
-                   "--until-ci", "0.000001", "--budget", "3", "--no-chart", "--out", out)
+                   "--until-ci", "0.000001", "--budget", "3", "--max-runs", "1000000",
+                   "--no-chart", "--out", out)
         if r.returncode != 0:
             fail("runner exited %d: %s" % (r.returncode, r.stderr))
         lines = r.stderr.splitlines()
