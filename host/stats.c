@@ -13,6 +13,8 @@
  */
 #include "internal.h"
 
+#include <box_api/hakmem_util.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -186,27 +188,11 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
-/* stats_file with %p replaced by the pid (each process of a script or a
- * forking program writes its own file) and %% by %. */
+/* stats_file with %p replaced by the pid (the box kit's expansion, which
+ * telemetry's json_file uses too). */
 int hak_stats_path(const char *pattern, char *out, size_t len)
 {
-    size_t used = 0;
-    for (const char *p = pattern; *p; p++) {
-        int n;
-        if (p[0] == '%' && p[1] == 'p') {
-            n = snprintf(out + used, len - used, "%ld", (long)getpid());
-            p++;
-        } else if (p[0] == '%' && p[1] == '%') {
-            n = snprintf(out + used, len - used, "%%");
-            p++;
-        } else {
-            n = snprintf(out + used, len - used, "%c", *p);
-        }
-        if (n < 0 || (size_t)n >= len - used)
-            return -1;
-        used += (size_t)n;
-    }
-    return 0;
+    return hak_path_expand_pid(pattern, out, len);
 }
 
 void hak_stats_report(const struct hak_plan *plan, const char *command_line)

@@ -7,6 +7,7 @@
 #define HAKBOX_TELEMETRY_H
 
 #include <box_api/hakmem_box.h>
+#include <box_api/hakmem_util.h>
 
 #include <stdarg.h>
 #include <stdatomic.h>

@@ -353,29 +353,6 @@ static void write_json(int fd, const struct tel_inst *in, const struct hak_repor
     tel_out_flush(&o);
 }
 
-/* json_file with %p replaced by the pid (each process of a forking program
- * writes its own file) and %% by %. */
-static int json_path(const char *pattern, char *out, size_t len)
-{
-    size_t used = 0;
-    for (const char *p = pattern; *p; p++) {
-        int n;
-        if (p[0] == '%' && p[1] == 'p') {
-            n = snprintf(out + used, len - used, "%ld", (long)getpid());
-            p++;
-        } else if (p[0] == '%' && p[1] == '%') {
-            n = snprintf(out + used, len - used, "%%");
-            p++;
-        } else {
-            n = snprintf(out + used, len - used, "%c", *p);
-        }
-        if (n < 0 || (size_t)n >= len - used)
-            return -1;
-        used += (size_t)n;
-    }
-    return 0;
-}
-
 void tel_report(void *inst, const struct hak_report_ctx *ctx)
 {
     struct tel_inst *in = inst;
@@ -391,7 +368,7 @@ void tel_report(void *inst, const struct hak_report_ctx *ctx)
     if (in->json_file[0]) {
         char path[HAK_PARAM_STRING_MAX + 64];
         int fd = -1;
-        if (json_path(in->json_file, path, sizeof path) == 0)
+        if (hak_path_expand_pid(in->json_file, path, sizeof path) == 0)
             fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) {
             in->host->log(HAK_LOG_WARN, in->name, "cannot write %s: %s", in->json_file,

@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
 
 /* The lock boxes use (spin, then futex sleep; fork-aware): hakmem_lock.h. */
 
@@ -39,6 +41,30 @@ static inline void hak_stats_add(struct hak_stats *out, const struct hak_stats *
     out->drains += s->drains;
     out->remote_frees += s->remote_frees;
     out->cached_bytes += s->cached_bytes;
+}
+
+/* A file name pattern with %p replaced by the pid and %% by %, so each
+ * process of a script or a forking program writes its own report (the
+ * host's stats_file, telemetry's json_file). Returns -1 if it does not fit. */
+static inline int hak_path_expand_pid(const char *pattern, char *out, size_t len)
+{
+    size_t used = 0;
+    for (const char *p = pattern; *p; p++) {
+        int n;
+        if (p[0] == '%' && p[1] == 'p') {
+            n = snprintf(out + used, len - used, "%ld", (long)getpid());
+            p++;
+        } else if (p[0] == '%' && p[1] == '%') {
+            n = snprintf(out + used, len - used, "%%");
+            p++;
+        } else {
+            n = snprintf(out + used, len - used, "%c", *p);
+        }
+        if (n < 0 || (size_t)n >= len - used)
+            return -1;
+        used += (size_t)n;
+    }
+    return 0;
 }
 
 #endif

@@ -13,6 +13,8 @@ set -u
 mode=$1 dir=$2 cxx=$(realpath "$3")
 here=$(cd "$(dirname "$0")" && pwd)
 programs=$here/programs
+# The python and sqlite workloads are the bench's real-program inputs: one copy.
+bench_programs=$here/../../bench/programs
 py=$(command -v python3)
 
 # Fixed identity, dates and no user config: git's output is reproducible.
@@ -24,10 +26,10 @@ export LC_ALL=C TZ=UTC PYTHONHASHSEED=0 PERL_HASH_SEED=0 PERL_PERTURB_KEYS=0
 
 # ---- the cases: each runs in an empty current directory -------------------
 
-case_python_objects() { "$py" "$programs/objects.py"; }
-case_python_objects_malloc() { PYTHONMALLOC=malloc "$py" "$programs/objects.py"; }
+case_python_objects() { "$py" "$bench_programs/python_objects.py"; }
+case_python_objects_malloc() { PYTHONMALLOC=malloc "$py" "$bench_programs/python_objects.py"; }
 case_python_threads() { PYTHONMALLOC=malloc "$py" "$programs/threads.py"; }
-case_sqlite() { sqlite3 :memory: < "$programs/workload.sql"; }
+case_sqlite() { sqlite3 :memory: < "$bench_programs/sqlite_workload.sql"; }
 case_git() { bash "$programs/git_workflow.sh" "$dir/inputs/tree"; }
 case_perl() {
   perl -e '
@@ -72,7 +74,7 @@ run_case() { # name, result prefix, extra environment...
 }
 
 # Everything a case needs is exported (functions too), for the bash -c above.
-export py programs dir cxx
+export py programs bench_programs dir cxx
 export -f $(for c in $cases; do echo "case_$c"; done)
 
 if [ "$mode" = expect ]; then
