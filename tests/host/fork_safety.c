@@ -80,6 +80,18 @@ static size_t tier_size(uint32_t r)
     }
 }
 
+/* In `signal` mode half the requests go to l25 and large sizes, whose
+ * shared paths take a box lock on most calls: where a signal is likeliest
+ * to interrupt a call holding a lock (the case the fork must not wait on). */
+static int lock_heavy;
+
+static size_t pick_size(uint32_t r)
+{
+    if (lock_heavy && (r & 1))
+        return (r & 2) ? 64 * 1024 + r % (1984 * 1024) : 2 * 1024 * 1024 + r % (2 * 1024 * 1024);
+    return tier_size(r);
+}
+
 /* Blocks carry their size and a pattern so a child or a thread can check
  * them. */
 struct slot { unsigned char *p; size_t n; };
@@ -120,14 +132,14 @@ static void churn(struct slot *slots, int count, uint32_t *seed, int steps)
                 s->p = NULL;
                 continue;
             }
-            size_t n = tier_size(xorshift(seed));
+            size_t n = pick_size(xorshift(seed));
             unsigned char *q = realloc(s->p, n);
             CHECK(q);
             s->p = q;
             s->n = n;
             fill(q, n);
         } else {
-            size_t n = tier_size(xorshift(seed));
+            size_t n = pick_size(xorshift(seed));
             s->p = (r & 0x200) ? calloc(1, n) : malloc(n);
             CHECK(s->p);
             if (r & 0x200)
@@ -325,6 +337,7 @@ static void signalled_loop(uint32_t seed)
 
 static void run_signal(void)
 {
+    lock_heavy = 1;
     install_fork_handler();
     pid_t sig = start_signaller(getpid(), (pid_t)syscall(SYS_gettid), 20);
     signalled_loop(7);
