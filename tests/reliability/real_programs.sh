@@ -13,7 +13,7 @@ set -u
 mode=$1 dir=$2 cxx=$(realpath "$3")
 here=$(cd "$(dirname "$0")" && pwd)
 programs=$here/programs
-# The python and sqlite workloads are the bench's real-program inputs: one copy.
+# The python, sqlite and git workloads are the bench's real-program inputs: one copy.
 bench_programs=$here/../../bench/programs
 py=$(command -v python3)
 
@@ -30,7 +30,7 @@ case_python_objects() { "$py" "$bench_programs/python_objects.py"; }
 case_python_objects_malloc() { PYTHONMALLOC=malloc "$py" "$bench_programs/python_objects.py"; }
 case_python_threads() { PYTHONMALLOC=malloc "$py" "$programs/threads.py"; }
 case_sqlite() { sqlite3 :memory: < "$bench_programs/sqlite_workload.sql"; }
-case_git() { bash "$programs/git_workflow.sh" "$dir/inputs/tree"; }
+case_git() { bash "$bench_programs/git_session.sh" "$dir/inputs/tree" "$PWD"; }
 case_perl() {
   perl -e '
     my (%h, $n, $len);
