@@ -343,8 +343,15 @@ struct hak_resident_report {
     struct hak_resident box[HAK_MAX_INSTANCES + 1]; /* by owner id; [0]: none */
     uint64_t host, host_mapped; /* region map leaves, metadata, libhakmem's data */
     uint64_t process_rss;       /* /proc/self/statm, read right after */
+    /* Huge-page coverage (/proc/self/smaps): bytes of each owner's granules
+     * on huge pages, and the process's AnonHugePages in all. */
+    uint64_t huge[HAK_MAX_INSTANCES + 1];
+    uint64_t process_huge;
+    int thp_mode;
 };
 void hak_resident_measure(struct hak_resident_report *out);
+/* enum hak_thp_mode of this process (services.c). */
+int hak_thp_mode(void);
 /* The host's own mappings (metadata chunks), for the resident count. */
 void hak_host_map_note(void *p, size_t bytes);
 

@@ -9,6 +9,7 @@
  * the same entry. No lock is taken: leaves are never freed, and a granule
  * unmapped while it is counted makes mincore fail for that run, which is
  * then counted granule by granule, skipping what is gone. No allocation.
+ * Huge-page coverage per box comes from /proc/self/smaps (measure_huge).
  */
 #include "internal.h"
 
@@ -136,6 +137,119 @@ static uint64_t process_rss(void)
     return pages * page_bytes();
 }
 
+/* ---- huge-page coverage: AnonHugePages of the boxes' ranges ------------------ */
+
+/* smaps gives AnonHugePages per VMA, and a VMA may hold several boxes'
+ * mappings (the kernel merges neighbours with the same flags). A huge page
+ * is a 2 MB-aligned block inside the VMA and wholly resident, so the
+ * VMA's count is attributed to such blocks, granule by granule to their
+ * owners: exact when every such block is huge (the usual case), shared out
+ * evenly among them when there are more candidates than huge pages. */
+static int block_resident(uintptr_t a)
+{
+    const size_t page = page_bytes();
+    unsigned char vec[HAK_HUGE_PAGE / 4096];
+    if (HAK_HUGE_PAGE / page > sizeof vec || mincore((void *)a, HAK_HUGE_PAGE, vec) != 0)
+        return 0;
+    return count_vec(vec, HAK_HUGE_PAGE / page) == HAK_HUGE_PAGE / page;
+}
+
+static void attribute_vma(struct hak_resident_report *out, uintptr_t lo, uintptr_t hi,
+                          uint64_t huge_bytes)
+{
+    out->process_huge += huge_bytes;
+    uintptr_t first = (lo + HAK_HUGE_PAGE - 1) & ~(uintptr_t)(HAK_HUGE_PAGE - 1);
+    uint64_t candidates = 0;
+    for (uintptr_t a = first; a + HAK_HUGE_PAGE <= hi; a += HAK_HUGE_PAGE)
+        candidates += (uint64_t)block_resident(a);
+    if (!candidates)
+        return;
+    uint64_t pages = huge_bytes / HAK_HUGE_PAGE;
+    if (pages > candidates)
+        pages = candidates;
+    for (uintptr_t a = first; a + HAK_HUGE_PAGE <= hi; a += HAK_HUGE_PAGE) {
+        if (!block_resident(a))
+            continue;
+        for (uintptr_t g = a; g < a + HAK_HUGE_PAGE; g += HAK_GRANULE) {
+            uint32_t owner = hak_region_lookup((const void *)g) >> 16;
+            if (owner && owner <= HAK_MAX_INSTANCES)
+                out->huge[owner] += (uint64_t)HAK_GRANULE * pages / candidates;
+        }
+    }
+}
+
+static uint64_t parse_hex(const char **s)
+{
+    uint64_t v = 0;
+    for (;; (*s)++) {
+        char c = **s;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return v;
+        v = v << 4 | (uint64_t)d;
+    }
+}
+
+/* One smaps line: a VMA header ("lo-hi perms ...") or a field. */
+static void smaps_line(struct hak_resident_report *out, const char *line, uintptr_t *lo,
+                       uintptr_t *hi)
+{
+    static const char field[] = "AnonHugePages:";
+    if (!strncmp(line, field, sizeof field - 1)) {
+        const char *s = line + sizeof field - 1;
+        while (*s == ' ')
+            s++;
+        uint64_t kb = 0;
+        for (; *s >= '0' && *s <= '9'; s++)
+            kb = kb * 10 + (uint64_t)(*s - '0');
+        if (kb && *hi > *lo)
+            attribute_vma(out, *lo, *hi, kb << 10);
+        return;
+    }
+    const char *s = line;
+    uint64_t a = parse_hex(&s);
+    if (s > line && *s == '-') {
+        s++;
+        const char *t = s;
+        uint64_t b = parse_hex(&s);
+        if (s > t && *s == ' ') {
+            *lo = (uintptr_t)a;
+            *hi = (uintptr_t)b;
+        }
+    }
+}
+
+static void measure_huge(struct hak_resident_report *out)
+{
+    out->thp_mode = hak_thp_mode();
+    int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[8192];
+    size_t have = 0;
+    uintptr_t lo = 0, hi = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
+            *nl = '\0';
+            smaps_line(out, line, &lo, &hi);
+            line = nl + 1;
+        }
+        have -= (size_t)(line - buf);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1)
+            have = 0; /* a line longer than the buffer: a path; drop it */
+    }
+    close(fd);
+}
+
 void hak_resident_measure(struct hak_resident_report *out)
 {
     memset(out, 0, sizeof *out);
@@ -185,4 +299,5 @@ void hak_resident_measure(struct hak_resident_report *out)
     out->host += self.resident;
     out->host_mapped += self.mapped;
     out->process_rss = process_rss();
+    measure_huge(out);
 }

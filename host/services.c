@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -206,6 +208,46 @@ static void svc_decommit(void *p, size_t bytes)
     emit(HAK_EV_UNMAP, (uint16_t)(hak_region_lookup(p) >> 16), p, bytes);
 }
 
+/* ---- transparent huge pages ----------------------------------------------- */
+
+/* The sysfs mode, or never when this process has THP disabled (prctl). Read
+ * once: the first caller is a box's create or a report, off any fast path. */
+static int thp_mode_cached = -1;
+
+int hak_thp_mode(void)
+{
+    int mode = __atomic_load_n(&thp_mode_cached, __ATOMIC_RELAXED);
+    if (mode >= 0)
+        return mode;
+    mode = HAK_THP_NEVER;
+    char text[128];
+    int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n > 0) {
+        text[n] = '\0';
+        /* "always [madvise] never": the bracketed word is the mode */
+        if (strstr(text, "[always]"))
+            mode = HAK_THP_ALWAYS;
+        else if (strstr(text, "[madvise]"))
+            mode = HAK_THP_MADVISE;
+    }
+    if (prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) > 0)
+        mode = HAK_THP_NEVER;
+    __atomic_store_n(&thp_mode_cached, mode, __ATOMIC_RELAXED);
+    return mode;
+}
+
+static int svc_advise_huge(void *p, size_t bytes)
+{
+    uintptr_t start = ((uintptr_t)p + HAK_HUGE_PAGE - 1) & ~(uintptr_t)(HAK_HUGE_PAGE - 1);
+    uintptr_t end = ((uintptr_t)p + bytes) & ~(uintptr_t)(HAK_HUGE_PAGE - 1);
+    if (end <= start)
+        return -1;
+    return madvise((void *)start, end - start, MADV_HUGEPAGE) == 0 ? 0 : -1;
+}
+
 /* ---- metadata: a bump allocator over 1 MB chunks ------------------------ */
 
 static hak_spinlock meta_lock = HAK_SPINLOCK_INIT;
@@ -371,6 +413,8 @@ struct hak_host hak_host_services = {
     .libc_realloc = __libc_realloc,
     .libc_usable_size = libc_usable_size_service,
     .move = svc_move,
+    .thp_mode = hak_thp_mode,
+    .advise_huge = svc_advise_huge,
 };
 
 void hak_services_fork_prepare(void)

@@ -1,8 +1,8 @@
 /*
  * The reports: the exit report (host.stats = text | json), malloc_stats()
  * and malloc_info()'s XML, mallinfo2's totals. Per box: allocations, frees,
- * bytes in use, mapped, resident (resident.c), peak mapped; the header names
- * the process (pid, command line).
+ * bytes in use, mapped, resident and on huge pages (resident.c), peak mapped;
+ * the header names the process (pid, command line).
  *
  * Counters live in the boxes' slices (no shared counter on any fast path);
  * they are summed here, at report time. Everything is formatted with
@@ -25,12 +25,13 @@ struct box_row {
     struct hak_stats s;
     uint64_t mapped, peak, in_use;
     const struct hak_resident *resident;
+    uint64_t huge; /* of its resident bytes, on huge pages */
 };
 
 struct report {
     struct box_row rows[HAK_MAX_INSTANCES];
     struct hak_resident_report res;
-    uint64_t mapped, peak, in_use, cached, resident;
+    uint64_t mapped, peak, in_use, cached, resident, huge;
 };
 
 /* The program's bytes in use: a tier under a front counts the blocks it gave
@@ -57,6 +58,8 @@ static void collect(const struct hak_plan *plan, struct report *r, int with_resi
         row->in_use = row->s.bytes_allocated > row->s.bytes_freed
                           ? row->s.bytes_allocated - row->s.bytes_freed : 0;
         row->resident = &r->res.box[in->owner <= HAK_MAX_INSTANCES ? in->owner : 0];
+        row->huge = r->res.huge[in->owner <= HAK_MAX_INSTANCES ? in->owner : 0];
+        r->huge += row->huge;
         r->mapped += row->mapped;
         r->peak += row->peak;
         r->cached += row->s.cached_bytes;
@@ -104,20 +107,22 @@ static int format_text(const struct hak_plan *plan, const struct report *r,
                        const char *command_line, char *buf, size_t cap)
 {
     size_t used = 0;
-    char a[32], b[32], c[32], d[32];
+    char a[32], b[32], c[32], d[32], e[32];
+    static const char *const thp_names[] = {"never", "madvise", "always"};
     APPEND("hakmem stats: pid %ld, command: %s\n", (long)getpid(),
            command_line && *command_line ? command_line : "?");
     APPEND("config: %s\n", plan->config_name);
-    APPEND("%-12s %-20s %12s %12s %10s %10s %10s %10s\n", "box", "plugin", "allocs", "frees",
-           "in use", "mapped", "resident", "peak map");
+    APPEND("%-12s %-20s %12s %12s %10s %10s %10s %10s %10s\n", "box", "plugin", "allocs",
+           "frees", "in use", "mapped", "resident", "huge", "peak map");
     for (int k = 0; k < plan->instance_count; k++) {
         int i = plan->order[k];
         const struct hak_instance *in = &plan->instances[i];
         const struct box_row *row = &r->rows[i];
-        APPEND("%-12s %-20s %12llu %12llu %10s %10s %10s %10s\n", in->name, in->plugin,
+        APPEND("%-12s %-20s %12llu %12llu %10s %10s %10s %10s %10s\n", in->name, in->plugin,
                (unsigned long long)row->s.allocs, (unsigned long long)row->s.frees,
                human(row->in_use, a, sizeof a), human(row->mapped, b, sizeof b),
-               human(row->resident->bytes, c, sizeof c), human(row->peak, d, sizeof d));
+               human(row->resident->bytes, c, sizeof c), human(row->huge, e, sizeof e),
+               human(row->peak, d, sizeof d));
     }
     uint64_t rest = r->res.process_rss > r->resident + r->res.host
                         ? r->res.process_rss - r->resident - r->res.host : 0;
@@ -125,6 +130,11 @@ static int format_text(const struct hak_plan *plan, const struct report *r,
            "(rest %s: program, libraries, stacks)\n",
            human(r->resident, a, sizeof a), human(r->res.host, b, sizeof b),
            human(r->res.process_rss, c, sizeof c), human(rest, d, sizeof d));
+    APPEND("huge pages (THP %s): boxes %s of their %s resident (%llu%%), process %s\n",
+           thp_names[r->res.thp_mode >= 0 && r->res.thp_mode <= 2 ? r->res.thp_mode : 0],
+           human(r->huge, a, sizeof a), human(r->resident, b, sizeof b),
+           (unsigned long long)(r->resident ? r->huge * 100 / r->resident : 0),
+           human(r->res.process_huge, c, sizeof c));
     return (int)used;
 }
 
@@ -160,18 +170,23 @@ static int format_json(const struct hak_plan *plan, const struct report *r,
         APPEND("%s{\"name\":\"%s\",\"plugin\":\"%s\",\"allocs\":%llu,\"frees\":%llu,"
                "\"bytes_allocated\":%llu,\"bytes_freed\":%llu,\"refills\":%llu,\"drains\":%llu,"
                "\"remote_frees\":%llu,\"cached_bytes\":%llu,\"bytes_mapped\":%llu,"
-               "\"resident_bytes\":%llu,\"peak_mapped\":%llu}",
+               "\"resident_bytes\":%llu,\"huge_bytes\":%llu,\"peak_mapped\":%llu}",
                k ? "," : "", in->name, in->plugin, (unsigned long long)row->s.allocs,
                (unsigned long long)row->s.frees, (unsigned long long)row->s.bytes_allocated,
                (unsigned long long)row->s.bytes_freed, (unsigned long long)row->s.refills,
                (unsigned long long)row->s.drains, (unsigned long long)row->s.remote_frees,
                (unsigned long long)row->s.cached_bytes, (unsigned long long)row->mapped,
-               (unsigned long long)row->resident->bytes, (unsigned long long)row->peak);
+               (unsigned long long)row->resident->bytes, (unsigned long long)row->huge,
+               (unsigned long long)row->peak);
     }
+    static const char *const thp_names[] = {"never", "madvise", "always"};
     APPEND("],\"resident_bytes\":%llu,\"host_resident_bytes\":%llu,\"host_mapped_bytes\":%llu,"
-           "\"process_rss_bytes\":%llu}\n",
+           "\"process_rss_bytes\":%llu,\"huge_bytes\":%llu,\"process_huge_bytes\":%llu,"
+           "\"thp_mode\":\"%s\"}\n",
            (unsigned long long)r->resident, (unsigned long long)r->res.host,
-           (unsigned long long)r->res.host_mapped, (unsigned long long)r->res.process_rss);
+           (unsigned long long)r->res.host_mapped, (unsigned long long)r->res.process_rss,
+           (unsigned long long)r->huge, (unsigned long long)r->res.process_huge,
+           thp_names[r->res.thp_mode >= 0 && r->res.thp_mode <= 2 ? r->res.thp_mode : 0]);
     return (int)used;
 }
 
@@ -231,6 +246,7 @@ void hak_observers_report(const struct hak_plan *plan, const char *command_line)
     static struct report r;
     struct hak_report_box boxes[HAK_MAX_INSTANCES];
     struct hak_resident resident[HAK_MAX_INSTANCES];
+    uint64_t huge[HAK_MAX_INSTANCES];
     collect(plan, &r, 1);
     for (int i = 0; i < plan->instance_count; i++) {
         const struct hak_instance *in = &plan->instances[i];
@@ -240,11 +256,13 @@ void hak_observers_report(const struct hak_plan *plan, const char *command_line)
             .peak_mapped = r.rows[i].peak,
         };
         resident[i] = *r.rows[i].resident;
+        huge[i] = r.rows[i].huge;
     }
     struct hak_report_ctx ctx = {
         .config_name = plan->config_name, .command_line = command_line,
         .box_count = (uint32_t)plan->instance_count, .boxes = boxes,
         .resident = resident, .host_resident = r.res.host, .process_rss = r.res.process_rss,
+        .thp_mode = (uint32_t)r.res.thp_mode, .huge = huge, .process_huge = r.res.process_huge,
     };
     for (int i = 0; i < plan->instance_count; i++) {
         const struct hak_instance *in = &plan->instances[i];
@@ -351,10 +369,10 @@ static int format_xml(const struct hak_plan *plan, const struct report *r, char 
                (unsigned long long)row->peak, (unsigned long long)row->mapped,
                (unsigned long long)row->mapped);
         APPEND("<hakmem allocs=\"%llu\" frees=\"%llu\" in_use=\"%llu\" cached=\"%llu\" "
-               "resident=\"%llu\"/>\n</heap>\n",
+               "resident=\"%llu\" huge=\"%llu\"/>\n</heap>\n",
                (unsigned long long)row->s.allocs, (unsigned long long)row->s.frees,
                (unsigned long long)row->in_use, (unsigned long long)row->s.cached_bytes,
-               (unsigned long long)row->resident->bytes);
+               (unsigned long long)row->resident->bytes, (unsigned long long)row->huge);
     }
     uint64_t free_bytes = r->mapped > r->in_use ? r->mapped - r->in_use : 0;
     APPEND("<total type=\"fast\" count=\"0\" size=\"0\"/>\n"

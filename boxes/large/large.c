@@ -15,7 +15,7 @@
 #include <string.h>
 
 enum { P_CACHE_SLOTS, P_CACHE_LIVE_PCT, P_CACHE_MIN_BYTES, P_CACHE_MAX_BYTES, P_CACHE_IDLE_MS,
-       P_COUNT };
+       P_HUGE, P_COUNT };
 
 static const struct hak_param large_params[P_COUNT] = {
     [P_CACHE_SLOTS] = {"cache_slots", HAK_PARAM_INT, "32", 0, LARGE_CACHE_MAX, NULL,
@@ -28,6 +28,8 @@ static const struct hak_param large_params[P_COUNT] = {
                            "cache budget never above this (the ceiling)"},
     [P_CACHE_IDLE_MS] = {"cache_idle_ms", HAK_PARAM_INT, "1000", 0, 3600000, NULL,
                          "unmap cached extents idle this long (0: never), checked lazily"},
+    [P_HUGE] = {"huge", HAK_PARAM_ENUM, "off", 0, 0, "off|madvise",
+                "madvise: blocks of 2 MB and more mapped 2 MB-aligned on transparent huge pages"},
 };
 
 /* Requests beyond this fail at once (the address space is 2^47). */
@@ -61,6 +63,8 @@ static void *large_create(const struct hak_host *host, const struct hak_box_conf
     in->cache_min_bytes = (uint64_t)cfg->values[P_CACHE_MIN_BYTES].i;
     in->cache_max_bytes = (uint64_t)cfg->values[P_CACHE_MAX_BYTES].i;
     in->cache_idle_ns = (uint64_t)cfg->values[P_CACHE_IDLE_MS].i * 1000000u;
+    in->huge = cfg->values[P_HUGE].i == 1 && HAK_HOST_HAS(host, advise_huge) &&
+               host->thp_mode() != HAK_THP_NEVER;
     return in;
 }
 
@@ -125,9 +129,14 @@ static void *large_alloc_block(struct large_tls *t, size_t size, size_t align, s
             in->host->assign((void *)((uintptr_t)p & ~(HAK_GRANULE - 1)), HAK_GRANULE, in->owner,
                              (uint16_t)shift);
     } else {
-        base = in->host->map(in->owner, bytes, map_align, (uint16_t)shift);
+        int huge = in->huge && bytes >= HAK_HUGE_PAGE;
+        base = in->host->map(in->owner, bytes,
+                             huge && map_align < HAK_HUGE_PAGE ? HAK_HUGE_PAGE : map_align,
+                             (uint16_t)shift);
         if (!base)
             return NULL;
+        if (huge)
+            in->host->advise_huge(base, bytes);
         t->st.refills++; /* the host reports HAK_EV_MAP; FRESH carries the bucket */
         reused = large_fill_from_cache(in, t, base, bytes);
         if (reused)

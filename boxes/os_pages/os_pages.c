@@ -10,11 +10,21 @@
  * again on first touch, so it does not save page faults (PA1/PA2 do that).
  * Memory from this box always reads as zeros.
  *
+ * huge = madvise: spans of 2 MB and more are mapped 2 MB-aligned and
+ * advised MADV_HUGEPAGE (the kernel backs them with transparent huge pages);
+ * smaller spans are carved from such 2 MB pages (the huge-page filler of
+ * boxes/huge_span, most used page first) and a page wholly free again is
+ * unmapped at once. Granules reused from a page are cleared on the way out,
+ * so this box's memory still reads as zeros. Under THP mode `never` (sysfs,
+ * or prctl PR_SET_THP_DISABLE) huge = madvise behaves as off.
+ *
  * The host reports HAK_EV_MAP/HAK_EV_UNMAP for map, unmap and decommit;
  * this box adds HAK_EV_REUSE when it hands out a kept range.
  */
 #include <box_api/hakmem_box.h>
 #include <box_api/hakmem_util.h>
+
+#include "../huge_span/huge_filler.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,14 +32,17 @@
 
 #define OS_KEEP_MAX 256
 
-enum { P_RELEASE, P_KEEP_SLOTS, P_COUNT };
+enum { P_RELEASE, P_KEEP_SLOTS, P_HUGE, P_COUNT };
 enum { RELEASE_UNMAP, RELEASE_DECOMMIT };
+enum { HUGE_OFF, HUGE_MADVISE };
 
 static const struct hak_param os_params[P_COUNT] = {
     [P_RELEASE] = {"release", HAK_PARAM_ENUM, "unmap", 0, 0, "unmap|decommit",
                    "unmap: munmap freed spans; decommit: madvise them and keep the range"},
     [P_KEEP_SLOTS] = {"keep_slots", HAK_PARAM_INT, "64", 0, OS_KEEP_MAX, NULL,
                       "decommitted spans kept for reuse (release = decommit only)"},
+    [P_HUGE] = {"huge", HAK_PARAM_ENUM, "off", 0, 0, "off|madvise",
+                "madvise: spans on 2 MB-aligned transparent huge pages (MADV_HUGEPAGE)"},
 };
 
 struct kept_span {
@@ -47,6 +60,9 @@ struct os_inst {
     uint32_t kept_count;
     _Atomic uint64_t kept_bytes;
     struct kept_span kept[OS_KEEP_MAX];
+    int huge; /* huge = madvise and THP not `never` */
+    hak_spinlock huge_lock; /* guards filler */
+    struct hf_filler filler; /* 2 MB pages carved for spans below 2 MB */
 };
 
 /* Per-thread counters; allocs/frees count calls, refills/drains count
@@ -76,6 +92,13 @@ static void *os_create(const struct hak_host *host, const struct hak_box_config 
     snprintf(in->name, sizeof in->name, "%s", cfg->instance_name);
     in->release = (int)cfg->values[P_RELEASE].i;
     in->keep_slots = (uint32_t)cfg->values[P_KEEP_SLOTS].i;
+    /* THP `never`: no point aligning to 2 MB or carving */
+    in->huge = cfg->values[P_HUGE].i == HUGE_MADVISE && HAK_HOST_HAS(host, advise_huge) &&
+               host->thp_mode() != HAK_THP_NEVER;
+    if (in->huge && hf_init(&in->filler, host)) {
+        snprintf(err, err_len, "out of metadata memory");
+        return NULL;
+    }
     return in;
 }
 
@@ -100,6 +123,72 @@ static void *os_take_kept(struct os_inst *in, size_t bytes, size_t align)
     return p;
 }
 
+/* huge mode, a span below 2 MB: carved from a 2 MB page, most used first.
+ * Granules handed out before are cleared (this box's memory reads as 0). */
+static void *os_carve(struct os_inst *in, struct os_tls *t, size_t bytes, size_t align,
+                      uint16_t owner, uint16_t tag)
+{
+    uint32_t n = (uint32_t)(bytes >> HAK_GRANULE_SHIFT);
+    uint32_t align_g = (uint32_t)(align >> HAK_GRANULE_SHIFT);
+    hak_spin_lock(&in->huge_lock);
+    char *p = hf_alloc(&in->filler, n, align_g);
+    if (!p) {
+        hak_spin_unlock(&in->huge_lock);
+        char *q = in->host->map(in->owner, HAK_HUGE_PAGE, HAK_HUGE_PAGE, 0);
+        if (!q)
+            return NULL;
+        in->host->advise_huge(q, HAK_HUGE_PAGE);
+        t->st.refills++;
+        hak_spin_lock(&in->huge_lock);
+        struct hf_page *pg = hf_add(&in->filler, (uintptr_t)q, 0);
+        p = pg ? hf_alloc_from(&in->filler, pg, n, align_g) : NULL;
+        if (!pg) {
+            hak_spin_unlock(&in->huge_lock);
+            in->host->unmap(q, HAK_HUGE_PAGE);
+            return NULL;
+        }
+    }
+    struct hf_page *pg = hf_find(&in->filler, p);
+    uint32_t first = (uint32_t)(((uintptr_t)p - pg->base) >> HAK_GRANULE_SHIFT);
+    uint32_t mask = (n >= 32 ? HF_FULL_MASK : (1u << n) - 1) << first;
+    uint32_t dirty = pg->dirty & mask;
+    pg->dirty |= mask;
+    hak_spin_unlock(&in->huge_lock);
+    for (uint32_t g = first; g < first + n; g++)
+        if (dirty & (1u << g))
+            memset(p + ((size_t)(g - first) << HAK_GRANULE_SHIFT), 0, HAK_GRANULE);
+    in->host->assign(p, bytes, owner, tag);
+    return p;
+}
+
+/* huge mode, a span below 2 MB coming back: 1 when it was carved (the page
+ * is unmapped once wholly free), 0 when it was not (mapped by itself). */
+static int os_uncarve(struct os_inst *in, struct os_tls *t, void *p, size_t bytes)
+{
+    hak_spin_lock(&in->huge_lock);
+    struct hf_page *pg = hf_find(&in->filler, p);
+    if (!pg) {
+        hak_spin_unlock(&in->huge_lock);
+        return 0;
+    }
+    int r = hf_free(&in->filler, pg, p, (uint32_t)(bytes >> HAK_GRANULE_SHIFT));
+    uintptr_t whole = 0;
+    if (r >= 0)
+        in->host->assign(p, bytes, in->owner, 0);
+    if (r == 1) {
+        whole = pg->base;
+        hf_remove(&in->filler, pg);
+    }
+    hak_spin_unlock(&in->huge_lock);
+    if (r < 0)
+        in->host->bad_free(in->name, "span freed twice or not a span", p);
+    if (whole) {
+        in->host->unmap((void *)whole, HAK_HUGE_PAGE);
+        t->st.drains++;
+    }
+    return 1;
+}
+
 static void *os_pages_alloc(void *tls, size_t bytes, size_t align, uint16_t owner,
                             uint16_t tag)
 {
@@ -111,6 +200,16 @@ static void *os_pages_alloc(void *tls, size_t bytes, size_t align, uint16_t owne
     if (align < HAK_GRANULE)
         align = HAK_GRANULE;
     void *p = NULL;
+    if (in->huge && bytes < HAK_HUGE_PAGE && align <= HAK_HUGE_PAGE && hak_is_pow2(align)) {
+        p = os_carve(in, t, bytes, align, owner, tag);
+        if (p) {
+            t->st.allocs++;
+            t->st.bytes_allocated += bytes;
+        }
+        return p;
+    }
+    if (in->huge && align < HAK_HUGE_PAGE)
+        align = HAK_HUGE_PAGE; /* whole huge pages from its start */
     if (in->release == RELEASE_DECOMMIT) {
         p = os_take_kept(in, bytes, align);
         if (p) {
@@ -122,6 +221,8 @@ static void *os_pages_alloc(void *tls, size_t bytes, size_t align, uint16_t owne
         p = in->host->map(owner, bytes, align, tag);
         if (!p)
             return NULL;
+        if (in->huge)
+            in->host->advise_huge(p, bytes);
         t->st.refills++; /* the host reports HAK_EV_MAP */
     }
     t->st.allocs++;
@@ -140,6 +241,8 @@ static void os_pages_free(void *tls, void *p, size_t bytes)
 #endif
     t->st.frees++;
     t->st.bytes_freed += bytes;
+    if (in->huge && bytes < HAK_HUGE_PAGE && os_uncarve(in, t, p, bytes))
+        return;
     if (in->release == RELEASE_DECOMMIT) {
         in->host->decommit(p, bytes);
         in->host->assign(p, bytes, in->owner, 0);
@@ -197,15 +300,32 @@ static void os_stats(void *inst, void *tls, struct hak_stats *out)
     hak_stats_add(out, s);
 }
 
-static void os_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct os_inst *)inst)->lock); }
-static void os_fork_parent(void *inst) { hak_spin_fork_parent(&((struct os_inst *)inst)->lock); }
-static void os_fork_child(void *inst) { hak_spin_fork_child(&((struct os_inst *)inst)->lock); }
+static void os_fork_prepare(void *inst)
+{
+    struct os_inst *in = inst;
+    hak_spin_fork_prepare(&in->lock);
+    hak_spin_fork_prepare(&in->huge_lock);
+}
+
+static void os_fork_parent(void *inst)
+{
+    struct os_inst *in = inst;
+    hak_spin_fork_parent(&in->huge_lock);
+    hak_spin_fork_parent(&in->lock);
+}
+
+static void os_fork_child(void *inst)
+{
+    struct os_inst *in = inst;
+    hak_spin_fork_child(&in->huge_lock);
+    hak_spin_fork_child(&in->lock);
+}
 
 static const struct hak_box_desc os_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,
     .struct_size = sizeof(struct hak_box_desc),
     .name = "os_pages",
-    .summary = "PA3: page spans straight from the OS (mmap/munmap via the host)",
+    .summary = "PA3: page spans straight from the OS (mmap/munmap via the host), huge pages optional",
     .roles = HAK_ROLE_PAGES,
     .params = os_params,
     .param_count = P_COUNT,

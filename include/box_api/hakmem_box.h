@@ -265,7 +265,23 @@ struct hak_host {
      * refuses (src spans two mappings): then dst is intact and src's
      * granules are recorded again as (owner, tag) of its first granule. */
     int (*move)(void *dst, void *src, size_t bytes);
+
+    /* Transparent huge pages. The mode the process runs under: the sysfs
+     * setting (/sys/kernel/mm/transparent_hugepage/enabled) read once,
+     * HAK_THP_NEVER as well when the process has THP disabled
+     * (prctl PR_SET_THP_DISABLE, inherited across fork and exec). */
+    int (*thp_mode)(void);
+    /* madvise(MADV_HUGEPAGE) over the whole 2 MB pages (HAK_HUGE_PAGE) of
+     * [p, p + bytes), a range the caller owns: the kernel backs them with
+     * huge pages at the first touch (or khugepaged later). 0, or -1 when
+     * the kernel refuses (the range stays usable, on 4 KB pages). */
+    int (*advise_huge)(void *p, size_t bytes);
 };
+
+/* thp_mode values, and the size of one huge page on x86-64. */
+enum hak_thp_mode { HAK_THP_NEVER, HAK_THP_MADVISE, HAK_THP_ALWAYS };
+#define HAK_HUGE_SHIFT 21
+#define HAK_HUGE_PAGE ((size_t)1 << HAK_HUGE_SHIFT)
 
 /* Does this host provide a service added after version 1? */
 #define HAK_HOST_HAS(host, field) \
@@ -383,6 +399,14 @@ struct hak_report_ctx {
     const struct hak_resident *resident; /* parallel to boxes; NULL: not counted */
     uint64_t host_resident;   /* the host's own: region map, metadata, its data */
     uint64_t process_rss;     /* the process's RSS at the same moment, bytes */
+    /* Appended after ABI 1 shipped: a host has them when
+     * HAK_HOST_HAS(host, thp_mode). Bytes of each box's granules on huge
+     * pages (AnonHugePages of its ranges, from /proc/self/smaps), parallel
+     * to boxes; the process's AnonHugePages in all; the THP mode. */
+    uint32_t thp_mode; /* enum hak_thp_mode */
+    uint32_t reserved;
+    const uint64_t *huge;     /* NULL: not counted */
+    uint64_t process_huge;
 };
 
 /* ---- the descriptor --------------------------------------------------- */

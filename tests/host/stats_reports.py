@@ -156,7 +156,7 @@ def check_header(text, pid, prog, what):
     want = "hakmem stats: pid %d, command: %s" % (pid, prog)
     if want not in text:
         fail("%s: no header %r in:\n%s" % (what, want, text[:1500]))
-    if not re.search(r"^box +plugin +allocs +frees +in use +mapped +resident +peak map$", text,
+    if not re.search(r"^box +plugin +allocs +frees +in use +mapped +resident +huge +peak map$", text,
                      re.M):
         fail("%s: the table has no resident column next to mapped:\n%s" % (what, text[:1500]))
 
