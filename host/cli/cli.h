@@ -19,5 +19,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_report(int argc, char **argv);  /* report.c: telemetry JSON, one run or two */
 int cmd_new_box(int argc, char **argv); /* newbox/: scaffold an out-of-tree box */
 int cmd_boxtest(int argc, char **argv); /* boxtest/: conformance suite for a box */
+int cmd_record(int argc, char **argv);  /* record.c: a program's malloc calls as a trace */
+int cmd_replay(int argc, char **argv);  /* replay.c: a trace as a bench workload */
+int cmd_trace(int argc, char **argv);   /* trace_stats.c: trace stats, trace convert */
 
 #endif

@@ -23,6 +23,9 @@ static void usage(FILE *out)
             "  report A.json [B.json]                        telemetry of one run, or two side by side\n"
             "  new-box NAME [--role alloc|pages|observer]    scaffold an out-of-tree box project\n"
             "  boxtest PATH.so [-s key=value]...             conformance suite for a box\n"
+            "  record -o FILE [-c A.ini] [--] CMD ARGS       record CMD's malloc calls as a trace\n"
+            "  replay FILE [-c A.ini]... [-A glibc,...]      replay a trace under configs and allocators\n"
+            "  trace stats FILE [--json] [--chart PNG]       what is in a trace\n"
             "  version                                       print the version\n");
 }
 
@@ -136,6 +139,12 @@ int main(int argc, char **argv)
         return cmd_new_box(argc - 1, argv + 1);
     if (!strcmp(cmd, "boxtest"))
         return cmd_boxtest(argc - 1, argv + 1);
+    if (!strcmp(cmd, "record"))
+        return cmd_record(argc - 1, argv + 1);
+    if (!strcmp(cmd, "replay"))
+        return cmd_replay(argc - 1, argv + 1);
+    if (!strcmp(cmd, "trace"))
+        return cmd_trace(argc - 1, argv + 1);
     if (!strcmp(cmd, "version")) {
         printf("hakmem %s (box ABI %u)\n", HAKMEM_VERSION, HAK_BOX_ABI_VERSION);
         return 0;

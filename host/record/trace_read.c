@@ -1,0 +1,329 @@
+/*
+ * Reading a trace (trace_format.h): the header, the thread table and the
+ * trailer are checked at open; trace_validate checks every block's CRC and
+ * decodes every event before a replay issues any call. Every error names
+ * the byte offset where the file stops making sense.
+ */
+#include "trace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(char *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, TRACE_ERR_MAX, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+#define ULL(x) ((unsigned long long)(x))
+
+int trace_open(const char *path, struct trace *t, char *err)
+{
+    memset(t, 0, sizeof *t);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(err, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st)) {
+        close(fd);
+        return fail(err, "%s: %s", path, strerror(errno));
+    }
+    size_t size = (size_t)st.st_size;
+    if (size < 8) {
+        close(fd);
+        return fail(err, "%s: truncated at byte offset %zu: not even the 8-byte magic", path, size);
+    }
+    void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return fail(err, "%s: mmap: %s", path, strerror(errno));
+    t->base = m;
+    t->size = size;
+    const uint8_t *b = m;
+    if (memcmp(b, TRACE_MAGIC, 8)) {
+        trace_close(t);
+        if (!memcmp(b, RAW_MAGIC, 8))
+            return fail(err, "%s: byte offset 0: a raw recording, not a trace (convert it: hakmem trace convert)", path);
+        return fail(err, "%s: byte offset 0: not a hakmem trace (magic is not HAKTRACE)", path);
+    }
+    if (size < TRACE_HEADER_BYTES + 16) {
+        trace_close(t);
+        return fail(err, "%s: truncated at byte offset %zu: the header and trailer need %u bytes", path, size,
+                    TRACE_HEADER_BYTES + 16);
+    }
+    t->version = trace_get32(b + 8);
+    if (t->version != TRACE_VERSION) {
+        trace_close(t);
+        return fail(err, "%s: byte offset 8: trace format version %u; this hakmem reads version %u", path,
+                    t->version, TRACE_VERSION);
+    }
+    if (trace_get32(b + 12) != TRACE_HEADER_BYTES || trace_get32(b + 60) != trace_crc32(b, 60)) {
+        trace_close(t);
+        return fail(err, "%s: byte offset 0: the header is corrupt (CRC mismatch)", path);
+    }
+    t->events = trace_get64(b + 16);
+    t->threads = trace_get32(b + 24);
+    t->slots = trace_get32(b + 28);
+    t->pid = trace_get64(b + 32);
+    uint64_t table = trace_get64(b + 40);
+    t->flags = trace_get32(b + 48);
+    t->cmdline_bytes = trace_get32(b + 52);
+    t->image = trace_get32(b + 56);
+    t->cmdline = (const char *)b + TRACE_HEADER_BYTES;
+    uint64_t table_end = table + (uint64_t)t->threads * TRACE_THREAD_BYTES;
+    if (table < TRACE_HEADER_BYTES + t->cmdline_bytes || table_end + 16 != size) {
+        trace_close(t);
+        if (table_end + 16 > size)
+            return fail(err, "%s: truncated at byte offset %zu: the header says the file ends at %llu", path, size,
+                        ULL(table_end + 16));
+        return fail(err, "%s: byte offset %zu: %llu bytes after the end the header gives (%llu)", path,
+                    (size_t)(table_end + 16), ULL(size - table_end - 16), ULL(table_end + 16));
+    }
+    if (memcmp(b + size - 16, TRACE_TRAILER_MAGIC, 8) || trace_get64(b + size - 8) != table) {
+        trace_close(t);
+        return fail(err, "%s: byte offset %zu: the trailer is corrupt", path, size - 16);
+    }
+    t->thread = calloc(t->threads ? t->threads : 1, sizeof *t->thread);
+    if (!t->thread) {
+        trace_close(t);
+        return fail(err, "out of memory");
+    }
+    uint64_t expect = TRACE_HEADER_BYTES + t->cmdline_bytes;
+    for (uint32_t i = 0; i < t->threads; i++) {
+        const uint8_t *e = b + table + (uint64_t)i * TRACE_THREAD_BYTES;
+        size_t at = (size_t)(e - b);
+        if (trace_get32(e + 52) != trace_crc32(e, 52)) {
+            trace_close(t);
+            return fail(err, "%s: byte offset %zu: thread %u's table entry is corrupt (CRC mismatch)", path, at, i);
+        }
+        struct trace_thread *th = &t->thread[i];
+        th->offset = trace_get64(e);
+        th->bytes = trace_get64(e + 8);
+        th->events = trace_get64(e + 16);
+        th->first_seq = trace_get64(e + 24);
+        th->last_seq = trace_get64(e + 32);
+        th->blocks = trace_get32(e + 40);
+        if (th->offset != expect || th->offset + th->bytes > table) {
+            trace_close(t);
+            return fail(err, "%s: byte offset %zu: thread %u's stream (%llu bytes at %llu) is out of place", path,
+                        at, i, ULL(th->bytes), ULL(th->offset));
+        }
+        expect += th->bytes;
+    }
+    if (expect != table) {
+        trace_close(t);
+        return fail(err, "%s: byte offset %llu: %llu bytes between the streams and the thread table", path,
+                    ULL(expect), ULL(table - expect));
+    }
+    return 0;
+}
+
+void trace_close(struct trace *t)
+{
+    if (t->base)
+        munmap((void *)t->base, t->size);
+    free(t->thread);
+    t->base = NULL;
+    t->thread = NULL;
+}
+
+void trace_cursor_init(struct trace_cursor *c, const struct trace *t, unsigned thread)
+{
+    memset(c, 0, sizeof *c);
+    c->t = t;
+    c->thread = thread;
+    c->p = c->block_end = t->base + t->thread[thread].offset;
+    c->stream_end = c->p + t->thread[thread].bytes;
+}
+
+/* The block headers are checked by trace_validate; a replay that did not
+ * validate still stops at a block that runs past its stream. */
+static int next_block(struct trace_cursor *c, char *err)
+{
+    if (c->stream_end - c->p < 8)
+        return fail(err, "byte offset %zu: thread %u's stream ends inside a block header",
+                    (size_t)(c->p - c->t->base), c->thread);
+    uint32_t len = trace_get32(c->p);
+    if (len > TRACE_BLOCK_MAX || (size_t)(c->stream_end - c->p - 8) < len)
+        return fail(err, "byte offset %zu: thread %u's block of %u bytes runs past its stream",
+                    (size_t)(c->p - c->t->base), c->thread, len);
+    c->p += 8;
+    c->block_end = c->p + len;
+    return 0;
+}
+
+static int field(struct trace_cursor *c, uint64_t *v, const uint8_t *start, char *err)
+{
+    if (trace_get_varint(&c->p, c->block_end, v))
+        return fail(err, "byte offset %zu: thread %u's event %llu is cut short by its block's end",
+                    (size_t)(start - c->t->base), c->thread, ULL(c->index));
+    return 0;
+}
+
+static int slot_field(struct trace_cursor *c, int64_t *slot, int plus_one, const uint8_t *start, char *err)
+{
+    uint64_t v;
+    if (field(c, &v, start, err))
+        return -1;
+    if (plus_one) {
+        if (v > c->t->slots)
+            return fail(err, "byte offset %zu: thread %u's event %llu names block %llu of %u", (size_t)(start - c->t->base),
+                        c->thread, ULL(c->index), ULL(v - 1), c->t->slots);
+        *slot = (int64_t)v - 1;
+    } else {
+        if (v >= c->t->slots)
+            return fail(err, "byte offset %zu: thread %u's event %llu names block %llu of %u", (size_t)(start - c->t->base),
+                        c->thread, ULL(c->index), ULL(v), c->t->slots);
+        *slot = (int64_t)v;
+    }
+    return 0;
+}
+
+int trace_next(struct trace_cursor *c, struct trace_event *ev, char *err)
+{
+    while (c->p >= c->block_end) {
+        if (c->p >= c->stream_end)
+            return 0;
+        if (next_block(c, err))
+            return -1;
+    }
+    const uint8_t *start = c->p;
+    memset(ev, 0, sizeof *ev);
+    ev->offset = (uint64_t)(start - c->t->base);
+    ev->slot = ev->old_slot = -1;
+    uint8_t tag = *c->p++;
+    ev->kind = tag & TF_KIND_MASK;
+    ev->flags = tag & ~TF_KIND_MASK;
+    if (ev->kind == TK_NONE || ev->kind >= TK_COUNT || (tag & 0x80))
+        return fail(err, "byte offset %zu: thread %u's event %llu has the unknown tag 0x%02x", (size_t)ev->offset,
+                    c->thread, ULL(c->index), tag);
+    uint64_t d;
+    if (field(c, &d, start, err))
+        return -1;
+    ev->seq = c->started ? c->prev_seq + 1 + d : d;
+    if (ev->seq < c->prev_seq || ev->seq >= c->t->events)
+        return fail(err, "byte offset %zu: thread %u's event %llu has sequence number %llu (of %llu)",
+                    (size_t)ev->offset, c->thread, ULL(c->index), ULL(ev->seq), ULL(c->t->events));
+    c->prev_seq = ev->seq;
+    c->started = 1;
+    if ((ev->flags & TF_WAIT) && field(c, &ev->wait, start, err))
+        return -1;
+    int bad = !!(ev->flags & TF_BAD), null = !!(ev->flags & TF_NULL);
+    switch (ev->kind) {
+    case TK_MALLOC:
+    case TK_VALLOC:
+    case TK_PVALLOC:
+        if (field(c, &ev->size, start, err))
+            return -1;
+        break;
+    case TK_CALLOC:
+        if (field(c, &ev->n, start, err) || field(c, &ev->unit, start, err))
+            return -1;
+        if (__builtin_mul_overflow(ev->n, ev->unit, &ev->size))
+            ev->size = UINT64_MAX;
+        break;
+    case TK_MEMALIGN:
+    case TK_ALIGNED_ALLOC:
+    case TK_POSIX_MEMALIGN:
+        if (field(c, &ev->align, start, err) || field(c, &ev->size, start, err))
+            return -1;
+        break;
+    case TK_REALLOC:
+    case TK_REALLOCARRAY:
+        if (slot_field(c, &ev->old_slot, 1, start, err))
+            return -1;
+        if (ev->kind == TK_REALLOCARRAY) {
+            if (field(c, &ev->n, start, err) || field(c, &ev->unit, start, err))
+                return -1;
+            if (__builtin_mul_overflow(ev->n, ev->unit, &ev->size))
+                ev->size = UINT64_MAX;
+        } else if (field(c, &ev->size, start, err)) {
+            return -1;
+        }
+        if (bad && field(c, &ev->bad_addr, start, err))
+            return -1;
+        if (!null) {
+            if (ev->old_slot >= 0 && !bad)
+                ev->slot = ev->old_slot;
+            else if (slot_field(c, &ev->slot, 0, start, err))
+                return -1;
+        }
+        c->index++;
+        return 1;
+    case TK_FREE:
+        if (slot_field(c, &ev->old_slot, 1, start, err) || (bad && field(c, &ev->bad_addr, start, err)))
+            return -1;
+        c->index++;
+        return 1;
+    case TK_USABLE_SIZE:
+        if (slot_field(c, &ev->old_slot, 1, start, err) || field(c, &ev->result, start, err) ||
+            (bad && field(c, &ev->bad_addr, start, err)))
+            return -1;
+        c->index++;
+        return 1;
+    }
+    if (!null && slot_field(c, &ev->slot, 0, start, err))
+        return -1;
+    c->index++;
+    return 1;
+}
+
+int trace_validate(const struct trace *t, char *err)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < t->threads; i++) {
+        const struct trace_thread *th = &t->thread[i];
+        const uint8_t *p = t->base + th->offset, *end = p + th->bytes;
+        uint32_t blocks = 0;
+        while (p < end) {
+            size_t at = (size_t)(p - t->base);
+            if (end - p < 8)
+                return fail(err, "byte offset %zu: thread %u's stream ends inside a block header", at, i);
+            uint32_t len = trace_get32(p);
+            if (len > TRACE_BLOCK_MAX || (size_t)(end - p - 8) < len)
+                return fail(err, "byte offset %zu: thread %u's block %u claims %u bytes, past its stream", at, i,
+                            blocks, len);
+            if (trace_get32(p + 4) != trace_crc32(p + 8, len))
+                return fail(err, "byte offset %zu: thread %u's block %u (bytes %zu-%zu) is corrupt (CRC mismatch)",
+                            at, i, blocks, at + 8, at + 8 + len);
+            p += 8 + len;
+            blocks++;
+        }
+        if (blocks != th->blocks)
+            return fail(err, "byte offset %llu: thread %u has %u blocks, its table entry says %u",
+                        ULL(th->offset), i, blocks, th->blocks);
+        struct trace_cursor c;
+        struct trace_event ev;
+        trace_cursor_init(&c, t, i);
+        int r;
+        uint64_t n = 0, last = 0;
+        while ((r = trace_next(&c, &ev, err)) == 1) {
+            if (n == 0 && ev.seq != th->first_seq)
+                return fail(err, "byte offset %llu: thread %u starts at sequence %llu, its table entry says %llu",
+                            ULL(ev.offset), i, ULL(ev.seq), ULL(th->first_seq));
+            last = ev.seq;
+            n++;
+        }
+        if (r < 0)
+            return -1;
+        if (n != th->events || (n && last != th->last_seq))
+            return fail(err, "byte offset %llu: thread %u has %llu events ending at sequence %llu; its table entry says "
+                        "%llu ending at %llu", ULL(th->offset), i, ULL(n), ULL(last), ULL(th->events),
+                        ULL(th->last_seq));
+        total += n;
+    }
+    if (total != t->events)
+        return fail(err, "byte offset 16: the header counts %llu events, the streams hold %llu", ULL(t->events),
+                    ULL(total));
+    return 0;
+}
