@@ -75,10 +75,10 @@ int hak_parse_size(const char *text, uint64_t *out)
         return -1;
     uint64_t v = 0;
     while (*s >= '0' && *s <= '9') {
-        uint64_t d = (uint64_t)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
+        /* overflow checks without a division per digit (start-up parses
+         * every default of every box) */
+        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
             return -1;
-        v = v * 10 + d;
         s++;
     }
     unsigned shift = 0;

@@ -56,8 +56,14 @@ static int parse_int(const char *v, int64_t *out)
     const char *s = v;
     int neg = 0;
     if (*s == '-') { neg = 1; s++; }
+    /* Digits, then at most blanks: no size suffix on an integer. */
+    const char *q = s;
+    while (*q >= '0' && *q <= '9')
+        q++;
+    while (*q == ' ' || *q == '\t')
+        q++;
     uint64_t u;
-    if (*s < '0' || *s > '9' || hak_parse_size(s, &u) || strpbrk(s, "kKmMgGbB") || u > INT64_MAX)
+    if (*s < '0' || *s > '9' || *q || hak_parse_size(s, &u) || u > INT64_MAX)
         return -1;
     *out = neg ? -(int64_t)u : (int64_t)u;
     return 0;
@@ -167,15 +173,19 @@ static int parse_value(const struct hak_param *p, const char *text, struct hak_v
 
 /* Keep a parameter's text in the plan's pool and parse it there. -1 when it
  * does not fit the schema (or, for absurd configs, the pool is full). */
-static int store_value(struct hak_plan *plan, struct hak_instance *in, uint32_t p, const char *text)
+static int store_value(struct hak_plan *plan, struct hak_instance *in, uint32_t p, const char *text,
+                       int is_default)
 {
-    size_t len = strlen(text) + 1;
-    if (plan->text_used + len > sizeof plan->text_pool ||
-        plan->list_used + HAK_PARAM_LIST_MAX > sizeof plan->list_pool / sizeof *plan->list_pool)
+    if (plan->list_used + HAK_PARAM_LIST_MAX > sizeof plan->list_pool / sizeof *plan->list_pool)
         return -1;
-    char *copy = plan->text_pool + plan->text_used;
-    memcpy(copy, text, len);
-    plan->text_used += len;
+    const char *copy = text;
+    if (!is_default) { /* a default is the descriptor's constant: no copy */
+        size_t len = strlen(text) + 1;
+        if (plan->text_used + len > sizeof plan->text_pool)
+            return -1;
+        copy = memcpy(plan->text_pool + plan->text_used, text, len);
+        plan->text_used += len;
+    }
     in->value_text[p] = copy;
     uint64_t *lists = plan->list_pool + plan->list_used;
     if (parse_value(&in->desc->params[p], copy, &in->values[p], lists))
@@ -251,12 +261,16 @@ static int host_key(struct hak_plan *plan, const struct hak_cfg_entry *e, struct
 static int declare_boxes(struct hak_plan *plan, const struct hak_cfg_raw *raw, const char *lib_dir,
                          struct hak_error *err)
 {
+    const struct hak_cfg_entry *prev = NULL;
     for (int i = 0; i < raw->entry_count; i++) {
         const struct hak_cfg_entry *e = &raw->entries[i];
         if (strncmp(e->section, "box.", 4))
             continue;
         const char *name = e->section + 4;
-        if (hak_instance_find(plan, name) >= 0)
+        /* The next key of the section just declared (the usual case). */
+        int same = prev && !strcmp(prev->section, e->section);
+        prev = e;
+        if (same || hak_instance_find(plan, name) >= 0)
             continue;
         if (plan->instance_count == HAK_MAX_INSTANCES)
             FAIL(e, "[%s]: more than %d boxes", e->section, HAK_MAX_INSTANCES);
@@ -269,7 +283,8 @@ static int declare_boxes(struct hak_plan *plan, const struct hak_cfg_raw *raw, c
         in->line = e->line;
         for (int j = i; j < raw->entry_count; j++) {
             const struct hak_cfg_entry *k = &raw->entries[j];
-            if (!strcmp(k->section, e->section) && !strcmp(k->key, "plugin")) {
+            /* The key's first letter first: this scan is boxes x entries. */
+            if (k->key[0] == 'p' && !strcmp(k->key, "plugin") && !strcmp(k->section, e->section)) {
                 if (strlen(k->value) == 0 || strlen(k->value) >= sizeof in->plugin)
                     FAIL(k, "[%s] plugin: expected a plugin name such as superslab", k->section);
                 copy_text(in->plugin, sizeof in->plugin, k->value, strlen(k->value));
@@ -320,11 +335,16 @@ static void list_keys(const struct hak_box_desc *d, char *buf, size_t len)
 /* Second pass: parameters and links of each box. */
 static int box_keys(struct hak_plan *plan, const struct hak_cfg_raw *raw, struct hak_error *err)
 {
+    const struct hak_cfg_entry *prev = NULL; /* a section's keys come in a row */
+    int index = -1;
     for (int i = 0; i < raw->entry_count; i++) {
         const struct hak_cfg_entry *e = &raw->entries[i];
         if (strncmp(e->section, "box.", 4) || !strcmp(e->key, "plugin") || !e->key[0])
             continue;
-        struct hak_instance *in = &plan->instances[hak_instance_find(plan, e->section + 4)];
+        if (!prev || strcmp(prev->section, e->section))
+            index = hak_instance_find(plan, e->section + 4);
+        prev = e;
+        struct hak_instance *in = &plan->instances[index];
         const struct hak_box_desc *d = in->desc;
         int done = 0;
         for (uint32_t l = 0; l < d->link_count && !done; l++) {
@@ -350,7 +370,7 @@ static int box_keys(struct hak_plan *plan, const struct hak_cfg_raw *raw, struct
         for (uint32_t p = 0; p < d->param_count && !done; p++) {
             if (strcmp(d->params[p].name, e->key))
                 continue;
-            if (store_value(plan, in, p, e->value)) {
+            if (store_value(plan, in, p, e->value, 0)) {
                 char want[160];
                 FAIL(e, "[%s] %s: expected %s, got '%s'", e->section, e->key,
                      type_expectation(&d->params[p], want, sizeof want), e->value);
@@ -373,7 +393,7 @@ static int box_keys(struct hak_plan *plan, const struct hak_cfg_raw *raw, struct
             if (in->value_line[p])
                 continue;
             const char *def = d->params[p].default_value ? d->params[p].default_value : "";
-            if (store_value(plan, in, p, def)) {
+            if (store_value(plan, in, p, def, 1)) {
                 hak_error_set(err, in->path, 0, "plugin %s: default '%s' of parameter %s does not fit its own schema",
                               in->plugin, def, d->params[p].name);
                 return -1;
@@ -591,8 +611,8 @@ static int terminal(struct hak_plan *plan, const struct hak_cfg_raw *raw, struct
     return 0;
 }
 
-int hak_plan_resolve(struct hak_plan *plan, const struct hak_cfg_raw *raw, const char *lib_dir,
-                     struct hak_error *err)
+static int resolve(struct hak_plan *plan, const struct hak_cfg_raw *raw, const char *lib_dir,
+                   struct hak_error *err)
 {
     /* Zero the header, not the pools and instance array: each instance is
      * cleared when declared, and untouched static pages cost no RSS. */
@@ -649,6 +669,15 @@ int hak_plan_resolve(struct hak_plan *plan, const struct hak_cfg_raw *raw, const
         return -1;
     }
     return 0;
+}
+
+int hak_plan_resolve(struct hak_plan *plan, const struct hak_cfg_raw *raw, const char *lib_dir,
+                     struct hak_error *err)
+{
+    hak_plugin_search_begin();
+    int rc = resolve(plan, raw, lib_dir, err);
+    hak_plugin_search_end();
+    return rc;
 }
 
 int hak_plan_load(struct hak_plan *plan, struct hak_cfg_raw *raw, const char *text, size_t len,

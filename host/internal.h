@@ -163,6 +163,9 @@ const char *hak_role_names(uint32_t roles, char *buf, size_t len);
 
 /* ---- plugins -------------------------------------------------------------- */
 
+/* Read the search's environment (HAKMEM_BOX_PATH) once for the plugins of one plan. */
+void hak_plugin_search_begin(void);
+void hak_plugin_search_end(void);
 /* Find and load hakbox_<plugin>.so (or a path), check its ABI. */
 const struct hak_box_desc *hak_plugin_load(const char *plugin, const char *config_dir,
                                            const char *box_dir, const char *lib_dir,

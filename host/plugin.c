@@ -76,6 +76,19 @@ static int join_path(char *out, size_t len, const char *base_dir, const char *di
     return concat(out, len, (const char *const[]){ base_dir, "/", dir, "/", name }, 5);
 }
 
+/* HAKMEM_BOX_PATH, read once per plan (between hak_plugin_search_begin and
+ * _end) rather than once per box; read at each call outside a plan. */
+static const char *box_path_env;
+static int box_path_read;
+
+void hak_plugin_search_begin(void)
+{
+    box_path_env = is_privileged() ? NULL : secure_getenv("HAKMEM_BOX_PATH");
+    box_path_read = 1;
+}
+
+void hak_plugin_search_end(void) { box_path_read = 0; }
+
 /* Where the search found the file: 1 in libhakmem.so's own folder. */
 static int find_plugin(const char *plugin, const char *config_dir, const char *box_dir,
                        const char *lib_dir, char *path, size_t path_len, char *tried,
@@ -111,7 +124,7 @@ static int find_plugin(const char *plugin, const char *config_dir, const char *b
     } while (0)
     if (!privileged && box_dir && box_dir[0])
         TRY(config_dir, box_dir);
-    const char *env = privileged ? NULL : secure_getenv("HAKMEM_BOX_PATH");
+    const char *env = privileged ? NULL : box_path_read ? box_path_env : secure_getenv("HAKMEM_BOX_PATH");
     if (env) {
         const char *p = env;
         while (*p) {

@@ -112,15 +112,32 @@ static int has_fast_stacks(const struct hak_plan *plan, const struct hak_instanc
            d->fast_stack_stride == HAK_FAST_STACK_STRIDE && d->ops.class_count && d->ops.class_size;
 }
 
-/* The class serving `size` in a box with classes, or -1. Classes ascend,
- * so sizes asked in increasing order resume at *from (a search from 0 per
- * slot was 14K instructions of every start). */
-static int class_of(const struct hak_instance *in, size_t size, uint32_t *from)
+/* The classes of the box the direct table is being built for, asked once
+ * (two indirect calls per slot were 5K instructions of every start). */
+#define CLASS_CACHE_MAX 64
+struct class_cache {
+    const struct hak_instance *in;
+    uint32_t n, from;
+    size_t size[CLASS_CACHE_MAX];
+};
+
+static void class_cache_load(struct class_cache *cc, const struct hak_instance *in)
 {
     uint32_t n = in->desc->ops.class_count(in->inst);
-    for (uint32_t c = *from; c < n; c++)
-        if (in->desc->ops.class_size(in->inst, c) >= size) {
-            *from = c;
+    cc->in = in;
+    cc->n = n < CLASS_CACHE_MAX ? n : CLASS_CACHE_MAX;
+    cc->from = 0;
+    for (uint32_t c = 0; c < cc->n; c++)
+        cc->size[c] = in->desc->ops.class_size(in->inst, c);
+}
+
+/* The class serving `size`, or -1. Classes ascend, so sizes asked in
+ * increasing order resume at the last one found. */
+static int class_of(struct class_cache *cc, size_t size)
+{
+    for (uint32_t c = cc->from; c < cc->n; c++)
+        if (cc->size[c] >= size) {
+            cc->from = c;
             return (int)c;
         }
     return -1;
@@ -128,8 +145,7 @@ static int class_of(const struct hak_instance *in, size_t size, uint32_t *from)
 
 static void build_tables(const struct hak_plan *plan)
 {
-    const struct hak_instance *from_in = NULL;
-    uint32_t from = 0;
+    struct class_cache cc = { .in = NULL };
     for (size_t i = 0; i <= HAK_SMALL_MAX / 16; i++) {
         size_t lo = i == 0 ? 1 : i * 16 - 15, hi = i == 0 ? 1 : i * 16;
         const struct hak_route *a = route_for(plan, lo), *b = route_for(plan, hi);
@@ -144,10 +160,10 @@ static void build_tables(const struct hak_plan *plan)
         hak_small_routes[i].tls_offset = in->tls_offset;
         if (has_fast_stacks(plan, in)) {
             /* One class must serve the whole 16-byte span of the slot. */
-            if (in != from_in)
-                from_in = in, from = 0;
-            int c_lo = class_of(in, lo, &from);
-            int c = class_of(in, hi, &from);
+            if (in != cc.in)
+                class_cache_load(&cc, in);
+            int c_lo = class_of(&cc, lo);
+            int c = class_of(&cc, hi);
             if (c >= 0 && c == c_lo)
                 hak_small_routes[i].stack_off = in->tls_offset + in->desc->fast_stack_offset +
                                             (uint32_t)c * in->desc->fast_stack_stride;
@@ -190,7 +206,8 @@ static void build_tables(const struct hak_plan *plan)
 
 int hak_runtime_start(struct hak_plan *plan, struct hak_error *err)
 {
-    hak_services_resolve_libc();
+    /* glibc's malloc_usable_size and malloc_trim are looked up (dlsym) on
+     * first use: most processes never call them. */
     hak_block_secret = hak_host_services.block_secret = hak_make_secret();
     hak_plan_active = plan;
     /* Create lower boxes first: a box's links must point at live instances. */

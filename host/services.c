@@ -364,27 +364,39 @@ static uint64_t svc_now_ns(void)
 
 /* ---- glibc's allocator ----------------------------------------------------- */
 
-static size_t (*libc_usable)(void *);
-static int (*libc_trim)(size_t);
+/* Looked up on first use (dlsym is 2K instructions, and most processes
+ * never ask): threads racing here store the same pointer. */
+static size_t (*_Atomic libc_usable)(void *);
+static int (*_Atomic libc_trim)(size_t);
 
 static void resolve_libc(void)
 {
-    if (!libc_usable)
-        libc_usable = (size_t (*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
-    if (!libc_trim)
-        libc_trim = (int (*)(size_t))dlsym(RTLD_NEXT, "malloc_trim");
+    if (!atomic_load_explicit(&libc_usable, memory_order_acquire))
+        atomic_store_explicit(&libc_usable, (size_t (*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size"),
+                              memory_order_release);
+    if (!atomic_load_explicit(&libc_trim, memory_order_acquire))
+        atomic_store_explicit(&libc_trim, (int (*)(size_t))dlsym(RTLD_NEXT, "malloc_trim"),
+                              memory_order_release);
 }
 
 size_t hak_libc_usable_size(void *p)
 {
-    resolve_libc();
-    return libc_usable ? libc_usable(p) : 0;
+    size_t (*usable)(void *) = atomic_load_explicit(&libc_usable, memory_order_acquire);
+    if (!usable) {
+        resolve_libc();
+        usable = atomic_load_explicit(&libc_usable, memory_order_acquire);
+    }
+    return usable ? usable(p) : 0;
 }
 
 int hak_libc_trim(size_t pad)
 {
-    resolve_libc();
-    return libc_trim ? libc_trim(pad) : 0;
+    int (*trim)(size_t) = atomic_load_explicit(&libc_trim, memory_order_acquire);
+    if (!trim) {
+        resolve_libc();
+        trim = atomic_load_explicit(&libc_trim, memory_order_acquire);
+    }
+    return trim ? trim(pad) : 0;
 }
 
 static size_t libc_usable_size_service(void *p)

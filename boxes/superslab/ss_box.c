@@ -133,8 +133,8 @@ static int ss_setup_classes(struct ss_inst *in, const struct hak_value *v, char 
     in->nclasses = v->count;
     in->max_size = in->class_size[v->count - 1];
     /* Index i covers sizes 8i-7 .. 8i: the smallest class holding 8i. */
+    uint32_t c = 0; /* sizes ascend: resume from the last class */
     for (uint32_t i = 0; i <= SS_SIZE_INDEX_MAX; i++) {
-        uint32_t c = 0;
         while (c < in->nclasses && in->class_size[c] < i * 8)
             c++;
         in->cls_of[i] = (uint8_t)c; /* nclasses: no class, alloc says NULL */

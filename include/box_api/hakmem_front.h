@@ -103,8 +103,8 @@ static inline int hak_front_setup(const struct hak_link *below, uint32_t n, cons
         t->magic[c] = v[p->check_block_start].i ? UINT64_MAX / size + 1 : 0;
     }
     *t->buf_slots = slots;
+    uint32_t c = 0; /* sizes ascend: resume from the last class */
     for (uint32_t i = 0; i <= HAK_FRONT_SIZE_INDEX_MAX; i++) {
-        uint32_t c = 0;
         while (c < n && t->class_size[c] < i * 8)
             c++;
         t->cls_of[i] = (uint8_t)(c < n ? c : HAK_FRONT_MAX_CLASSES);
