@@ -1,6 +1,8 @@
 """The workloads: one row of the tables per entry.
 """
 
+import os
+
 from runner.programs import PROGRAMS
 
 class Workload:
@@ -95,4 +97,33 @@ WORKLOADS = [
 REAL_WORKLOADS = [Workload(name, name, [], [], doc=doc, threads=False, program=program)
                   for name, (program, doc) in PROGRAMS.items()]
 WORKLOAD_GROUPS = {"real": [w.name for w in REAL_WORKLOADS]}
-WORKLOAD_BY_NAME = {w.name: w for w in WORKLOADS + REAL_WORKLOADS}
+
+
+def trace_workload(spec):
+    """-w trace:FILE[:ordered][:bad-frees]: a recorded trace (hakmem record)
+    replayed by bench_replay under each column (docs/replay.md). ops = calls
+    replayed; instructions per call from 1 and 2 passes over the trace."""
+    parts = spec.split(":")
+    path, opts = os.path.abspath(parts[1]), parts[2:]
+    flags = {"ordered": "--ordered", "bad-frees": "--replay-bad-frees"}
+    args = ["--trace=" + path] + [flags[o] for o in opts if o in flags]
+    return Workload(spec if len(spec) < 40 else "trace:" + os.path.basename(path), "replay", args, [],
+                    instr=(["--passes=1"], ["--passes=2"]), threads=False,
+                    doc="the calls recorded in " + path)
+
+
+class _WorkloadTable(dict):
+    """Names to workloads; a trace:FILE name makes its workload on first use."""
+
+    def __contains__(self, name):
+        return dict.__contains__(self, name) or (isinstance(name, str) and name.startswith("trace:")
+                                                 and len(name) > 6)
+
+    def __missing__(self, name):
+        if not (isinstance(name, str) and name.startswith("trace:") and len(name) > 6):
+            raise KeyError(name)
+        self[name] = w = trace_workload(name)
+        return w
+
+
+WORKLOAD_BY_NAME = _WorkloadTable({w.name: w for w in WORKLOADS + REAL_WORKLOADS})

@@ -51,8 +51,9 @@ int trace_open(const char *path, struct trace *t, char *err)
     t->size = size;
     const uint8_t *b = m;
     if (memcmp(b, TRACE_MAGIC, 8)) {
+        int raw = !memcmp(b, RAW_MAGIC, 8);
         trace_close(t);
-        if (!memcmp(b, RAW_MAGIC, 8))
+        if (raw)
             return fail(err, "%s: byte offset 0: a raw recording, not a trace (convert it: hakmem trace convert)", path);
         return fail(err, "%s: byte offset 0: not a hakmem trace (magic is not HAKTRACE)", path);
     }
