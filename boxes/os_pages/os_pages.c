@@ -31,8 +31,9 @@
 #include <string.h>
 
 #define OS_KEEP_MAX 256
+#define OS_OWNERS 256 /* huge_after counters; larger owner ids share the last */
 
-enum { P_RELEASE, P_KEEP_SLOTS, P_HUGE, P_COUNT };
+enum { P_RELEASE, P_KEEP_SLOTS, P_HUGE, P_HUGE_AFTER, P_COUNT };
 enum { RELEASE_UNMAP, RELEASE_DECOMMIT };
 enum { HUGE_OFF, HUGE_MADVISE };
 
@@ -43,6 +44,8 @@ static const struct hak_param os_params[P_COUNT] = {
                       "decommitted spans kept for reuse (release = decommit only)"},
     [P_HUGE] = {"huge", HAK_PARAM_ENUM, "off", 0, 0, "off|madvise",
                 "madvise: spans on 2 MB-aligned transparent huge pages (MADV_HUGEPAGE)"},
+    [P_HUGE_AFTER] = {"huge_after", HAK_PARAM_SIZE, "0", 0, (int64_t)1 << 40, NULL,
+                      "huge = madvise: each consumer's first this many bytes stay on 4 KB pages"},
 };
 
 struct kept_span {
@@ -61,6 +64,8 @@ struct os_inst {
     _Atomic uint64_t kept_bytes;
     struct kept_span kept[OS_KEEP_MAX];
     int huge; /* huge = madvise and THP not `never` */
+    uint64_t huge_after;               /* bytes per consumer before advising */
+    _Atomic uint64_t huge_seen[OS_OWNERS]; /* bytes mapped per consumer owner id */
     hak_spinlock huge_lock; /* guards filler */
     struct hf_filler filler; /* 2 MB pages carved for spans below 2 MB */
 };
@@ -95,6 +100,7 @@ static void *os_create(const struct hak_host *host, const struct hak_box_config 
     /* THP `never`: no point aligning to 2 MB or carving */
     in->huge = cfg->values[P_HUGE].i == HUGE_MADVISE && HAK_HOST_HAS(host, advise_huge) &&
                host->thp_mode() != HAK_THP_NEVER;
+    in->huge_after = (uint64_t)cfg->values[P_HUGE_AFTER].i;
     if (in->huge && hf_init(&in->filler, host)) {
         snprintf(err, err_len, "out of metadata memory");
         return NULL;
@@ -123,6 +129,18 @@ static void *os_take_kept(struct os_inst *in, size_t bytes, size_t align)
     return p;
 }
 
+/* huge mode: advise a fresh mapping once its consumer has had huge_after
+ * bytes (a consumer's first chunk or SuperSlab, which a small process
+ * barely touches, stays on 4 KB pages: a huge page would cost it RSS and
+ * save it nothing). */
+static void os_advise(struct os_inst *in, uint16_t owner, void *p, size_t bytes)
+{
+    _Atomic uint64_t *seen = &in->huge_seen[owner < OS_OWNERS ? owner : OS_OWNERS - 1];
+    uint64_t before = atomic_fetch_add_explicit(seen, bytes, memory_order_relaxed);
+    if (before >= in->huge_after)
+        in->host->advise_huge(p, bytes);
+}
+
 /* huge mode, a span below 2 MB: carved from a 2 MB page, most used first.
  * Granules handed out before are cleared (this box's memory reads as 0). */
 static void *os_carve(struct os_inst *in, struct os_tls *t, size_t bytes, size_t align,
@@ -137,7 +155,7 @@ static void *os_carve(struct os_inst *in, struct os_tls *t, size_t bytes, size_t
         char *q = in->host->map(in->owner, HAK_HUGE_PAGE, HAK_HUGE_PAGE, 0);
         if (!q)
             return NULL;
-        in->host->advise_huge(q, HAK_HUGE_PAGE);
+        os_advise(in, owner, q, HAK_HUGE_PAGE);
         t->st.refills++;
         hak_spin_lock(&in->huge_lock);
         struct hf_page *pg = hf_add(&in->filler, (uintptr_t)q, 0);
@@ -222,7 +240,7 @@ static void *os_pages_alloc(void *tls, size_t bytes, size_t align, uint16_t owne
         if (!p)
             return NULL;
         if (in->huge)
-            in->host->advise_huge(p, bytes);
+            os_advise(in, owner, p, bytes);
         t->st.refills++; /* the host reports HAK_EV_MAP */
     }
     t->st.allocs++;

@@ -160,6 +160,18 @@ static bool shown_box(const struct hak_report_box *rb)
     return rb->roles != HAK_ROLE_OBSERVER;
 }
 
+/* Huge-page coverage per box: hosts with the thp_mode service fill it. */
+static bool has_huge(const struct tel_inst *in, const struct hak_report_ctx *ctx)
+{
+    return HAK_HOST_HAS(in->host, thp_mode) && ctx->huge != NULL;
+}
+
+static const char *thp_text(uint32_t mode)
+{
+    static const char *const names[] = {"never", "madvise", "always"};
+    return names[mode <= HAK_THP_ALWAYS ? mode : 0];
+}
+
 /* ---- text ------------------------------------------------------------- */
 
 static void write_text(const struct tel_inst *in, const struct hak_report_ctx *ctx,
@@ -180,6 +192,10 @@ static void write_text(const struct tel_inst *in, const struct hak_report_ctx *c
         tel_printf(&o, "resident at exit: RSS %llu KB, the host's own %llu KB\n",
                    (unsigned long long)(ctx->process_rss >> 10),
                    (unsigned long long)(ctx->host_resident >> 10));
+    bool huge = has_huge(in, ctx);
+    if (huge)
+        tel_printf(&o, "huge pages at exit: THP %s, process AnonHugePages %llu KB\n",
+                   thp_text(ctx->thp_mode), (unsigned long long)(ctx->process_huge >> 10));
     if (!in->events)
         tel_printf(&o, "events: off\n");
     else {
@@ -211,9 +227,9 @@ static void write_text(const struct tel_inst *in, const struct hak_report_ctx *c
                        "a lower bound; - = unknown)\n");
     }
     if (in->boxes) {
-        tel_printf(&o, "%-12s %-18s %11s %11s %8s %8s %8s %8s %8s %8s %9s %9s\n", "box",
+        tel_printf(&o, "%-12s %-18s %11s %11s %8s %8s %8s %8s %8s %8s %8s %9s %9s\n", "box",
                    "plugin", "allocs", "frees", "refills", "drains", "remote", "mapped",
-                   "resident", "peak", "fresh pg", "touch/pg");
+                   "resident", "huge", "peak", "fresh pg", "touch/pg");
         for (uint32_t i = 0; i < v->box_count; i++) {
             const struct hak_report_box *rb = &ctx->boxes[i];
             const struct tel_box_view *bv = &v->boxes[i];
@@ -222,15 +238,18 @@ static void write_text(const struct tel_inst *in, const struct hak_report_ctx *c
             char touch[24] = "-";
             if (bv->has_touch)
                 milli_text(bv->touch_milli, touch, sizeof touch);
-            char res[24] = "-";
+            char res[24] = "-", hp[24] = "-";
             if (v->has_resident)
                 human(bv->resident, res, sizeof res);
-            tel_printf(&o, "%-12s %-18s %11llu %11llu %8llu %8llu %8llu %8s %8s %8s %9llu %9s\n",
+            if (huge)
+                human(ctx->huge[i], hp, sizeof hp);
+            tel_printf(&o,
+                       "%-12s %-18s %11llu %11llu %8llu %8llu %8llu %8s %8s %8s %8s %9llu %9s\n",
                        rb->instance_name, rb->plugin, (unsigned long long)rb->stats.allocs,
                        (unsigned long long)rb->stats.frees, (unsigned long long)rb->stats.refills,
                        (unsigned long long)rb->stats.drains,
                        (unsigned long long)rb->stats.remote_frees,
-                       human(rb->bytes_mapped, b, sizeof b), res,
+                       human(rb->bytes_mapped, b, sizeof b), res, hp,
                        human(rb->peak_mapped, c, sizeof c),
                        (unsigned long long)tel_pages(bv->row.fresh_bytes), touch);
         }
@@ -299,6 +318,9 @@ static void write_json(int fd, const struct tel_inst *in, const struct hak_repor
             tel_printf(&o, ",\"rss_bytes\":%llu,\"host_resident_bytes\":%llu",
                        (unsigned long long)ctx->process_rss,
                        (unsigned long long)ctx->host_resident);
+        if (has_huge(in, ctx))
+            tel_printf(&o, ",\"thp_mode\":\"%s\",\"huge_bytes\":%llu",
+                       thp_text(ctx->thp_mode), (unsigned long long)ctx->process_huge);
         tel_printf(&o, "}");
     } else
         tel_printf(&o, "null");
@@ -343,6 +365,10 @@ static void write_json(int fd, const struct tel_inst *in, const struct hak_repor
                    (unsigned long long)s->remote_frees, (unsigned long long)s->cached_bytes,
                    (unsigned long long)rb->bytes_mapped, (unsigned long long)rb->peak_mapped);
         json_resident(&o, v->has_resident, bv->resident);
+        if (has_huge(in, ctx))
+            tel_printf(&o, ",\"huge_bytes\":%llu", (unsigned long long)ctx->huge[i]);
+        else
+            tel_printf(&o, ",\"huge_bytes\":null");
         tel_printf(&o, ",\"events\":{");
         json_row(&o, &bv->row);
         tel_printf(&o, "},\"buckets\":\"%s\",", mask_text(bv->bucket_mask, text, sizeof text));
