@@ -107,7 +107,9 @@ def trace_workload(spec):
     path, opts = os.path.abspath(parts[1]), parts[2:]
     flags = {"ordered": "--ordered", "bad-frees": "--replay-bad-frees"}
     args = ["--trace=" + path] + [flags[o] for o in opts if o in flags]
-    return Workload(spec if len(spec) < 40 else "trace:" + os.path.basename(path), "replay", args, [],
+    # The row is named after the file alone (output files are named after rows).
+    name = ":".join(["trace", os.path.basename(path)] + opts)
+    return Workload(name, "replay", args, [],
                     instr=(["--passes=1"], ["--passes=2"]), threads=False,
                     doc="the calls recorded in " + path)
 

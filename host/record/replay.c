@@ -32,7 +32,8 @@
 #include <valgrind/callgrind.h>
 
 struct rslot {
-    void *ptr;
+    void *ptr;              /* the live block, NULL when freed */
+    void *stale;            /* the block it last was: what a recorded double free frees */
     uint64_t size;
     _Atomic uint32_t count; /* events done on the block: the converter's numbering */
     uint32_t pad;
@@ -49,7 +50,7 @@ struct rthread {
 static struct trace trace;
 static struct rslot *slots;
 static struct rthread *threads;
-static int ordered, replay_bad, under_callgrind;
+static int ordered, replay_bad, under_callgrind, calibrate;
 static _Atomic uint64_t done_seq;     /* --ordered: events done, in trace order */
 static _Atomic int failed;
 static _Atomic int64_t live_bytes, peak_live;
@@ -131,7 +132,7 @@ static void lost_block(const struct trace_event *ev, unsigned thread)
 static void *taken_ptr(const struct trace_event *ev)
 {
     if (ev->flags & TF_BAD)
-        return ev->old_slot >= 0 ? slots[ev->old_slot].ptr : foreign_block + 16;
+        return ev->old_slot >= 0 ? slots[ev->old_slot].stale : foreign_block + 16;
     return ev->old_slot >= 0 ? slots[ev->old_slot].ptr : NULL;
 }
 
@@ -165,8 +166,10 @@ static void do_realloc(struct rthread *r, const struct trace_event *ev)
     if (!(ev->flags & TF_NULL)) {
         if (!q && ev->size)
             lost_block(ev, r->index);
-        if (!q)
+        if (!q) {
             r->diverged++; /* realloc(p, 0): a block in the recording, freed here */
+            slots[ev->slot].stale = old;
+        }
         slots[ev->slot].ptr = q;
         slots[ev->slot].size = ev->size;
         live_add((int64_t)ev->size - (int64_t)old_size);
@@ -177,6 +180,8 @@ static void do_realloc(struct rthread *r, const struct trace_event *ev)
     if (ev->size == 0 && good_old) {
         /* realloc(p, 0) freed p in the recording. */
         live_add(-(int64_t)old_size);
+        slots[ev->old_slot].stale = old;
+        slots[ev->old_slot].ptr = NULL;
         if (q) {
             r->diverged++;
             r->extra_frees++;
@@ -248,8 +253,11 @@ static void issue(struct rthread *r, const struct trace_event *ev)
         break;
     case TK_FREE:
         p = taken_ptr(ev);
-        if (ev->old_slot >= 0 && !(ev->flags & TF_BAD))
+        if (ev->old_slot >= 0 && !(ev->flags & TF_BAD)) {
             live_add(-(int64_t)slots[ev->old_slot].size);
+            slots[ev->old_slot].stale = p;
+            slots[ev->old_slot].ptr = NULL;
+        }
         CG_TOGGLE();
         free(p);
         CG_TOGGLE();
@@ -276,6 +284,13 @@ static void run_thread(struct rthread *r)
     trace_cursor_init(&c, &trace, r->index);
     int got;
     while ((got = trace_next(&c, &ev, err)) == 1) {
+        if (calibrate) {
+            /* What collection toggled around a call costs, with no call. */
+            CG_TOGGLE();
+            CG_TOGGLE();
+            r->calls[ev.kind]++;
+            continue;
+        }
         if (ordered)
             wait_seq(ev.seq);
         if ((ev.flags & TF_WAIT) && ev.old_slot >= 0)
@@ -297,8 +312,8 @@ static void run_thread(struct rthread *r)
 
 static void *thread_main(void *arg)
 {
-    /* Collection starts on in every thread (callgrind's default): off, so
-     * that only the calls count. */
+    /* Collection starts on in every new thread (callgrind's default, per
+     * thread): off, so that only the calls count. */
     CG_TOGGLE();
     run_thread(arg);
     return NULL;
@@ -413,7 +428,7 @@ static void reset_blocks(uint64_t *leftover)
             free(slots[i].ptr);
             (*leftover)++;
         }
-        slots[i].ptr = NULL;
+        slots[i].ptr = slots[i].stale = NULL;
         slots[i].size = 0;
         atomic_store(&slots[i].count, 0);
     }
@@ -430,7 +445,8 @@ static void usage(FILE *out)
                  "  re-issues FILE's calls through the preloaded allocator (docs/replay.md)\n"
                  "  --passes=N          replay N times, freeing the blocks left live between passes\n"
                  "  --ordered           one call at a time in the recorded order (exact peak of live bytes)\n"
-                 "  --replay-bad-frees  re-issue recorded double or foreign frees instead of stopping\n");
+                 "  --replay-bad-frees  re-issue recorded double or foreign frees instead of stopping\n"
+                 "  --calibrate         no calls: only the callgrind toggles around them (their cost)\n");
 }
 
 int main(int argc, char **argv)
@@ -446,6 +462,8 @@ int main(int argc, char **argv)
             ordered = 1;
         else if (!strcmp(argv[i], "--replay-bad-frees"))
             replay_bad = 1;
+        else if (!strcmp(argv[i], "--calibrate"))
+            calibrate = 1;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
