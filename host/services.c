@@ -239,10 +239,15 @@ int hak_thp_mode(void)
     return mode;
 }
 
+/* The whole range is advised, not only its whole 2 MB pages: advising part
+ * of a mapping splits its VMA, and a block spanning two VMAs can no longer
+ * be remapped (large's realloc; mremap refuses). Parts smaller than a huge
+ * page simply stay on 4 KB pages. */
 static int svc_advise_huge(void *p, size_t bytes)
 {
-    uintptr_t start = ((uintptr_t)p + HAK_HUGE_PAGE - 1) & ~(uintptr_t)(HAK_HUGE_PAGE - 1);
-    uintptr_t end = ((uintptr_t)p + bytes) & ~(uintptr_t)(HAK_HUGE_PAGE - 1);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)p & ~(uintptr_t)(page - 1);
+    uintptr_t end = ((uintptr_t)p + bytes + page - 1) & ~(uintptr_t)(page - 1);
     if (end <= start)
         return -1;
     return madvise((void *)start, end - start, MADV_HUGEPAGE) == 0 ? 0 : -1;

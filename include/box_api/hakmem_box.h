@@ -271,10 +271,11 @@ struct hak_host {
      * HAK_THP_NEVER as well when the process has THP disabled
      * (prctl PR_SET_THP_DISABLE, inherited across fork and exec). */
     int (*thp_mode)(void);
-    /* madvise(MADV_HUGEPAGE) over the whole 2 MB pages (HAK_HUGE_PAGE) of
-     * [p, p + bytes), a range the caller owns: the kernel backs them with
-     * huge pages at the first touch (or khugepaged later). 0, or -1 when
-     * the kernel refuses (the range stays usable, on 4 KB pages). */
+    /* madvise(MADV_HUGEPAGE) over [p, p + bytes), a range the caller owns
+     * (all of it, so the mapping stays one VMA and can still be remapped):
+     * the kernel backs its whole 2 MB pages (HAK_HUGE_PAGE) with huge pages
+     * at the first touch (or khugepaged later). 0, or -1 when the kernel
+     * refuses (the range stays usable, on 4 KB pages). */
     int (*advise_huge)(void *p, size_t bytes);
 };
 
