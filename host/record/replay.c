@@ -313,9 +313,12 @@ static void run_thread(struct rthread *r)
 static void *thread_main(void *arg)
 {
     /* Collection starts on in every new thread (callgrind's default, per
-     * thread): off, so that only the calls count. */
+     * thread): off, so that only the calls count; on again at the end,
+     * because callgrind keeps the state of a thread id for the next thread
+     * that gets it. */
     CG_TOGGLE();
     run_thread(arg);
+    CG_TOGGLE();
     return NULL;
 }
 
@@ -359,6 +362,7 @@ static void *launcher(void *arg)
     }
     for (uint32_t j = 1; j < trace.threads; j++)
         finish(&threads[j]);
+    CG_TOGGLE();
     return NULL;
 }
 
