@@ -84,6 +84,20 @@ static void emit(uint16_t type, uint16_t owner, const void *addr, uint64_t bytes
     hak_host_services.event(&ev);
 }
 
+/* A box mapped fresh memory: the others may give back what they keep only
+ * for reuse (ops.reclaim, which never waits for a lock). */
+static void reclaim_others(uint16_t owner, size_t bytes)
+{
+    struct hak_plan *plan = hak_plan_active;
+    if (!plan)
+        return;
+    for (int i = 0; i < plan->instance_count; i++) {
+        struct hak_instance *in = &plan->instances[i];
+        if (in->owner != owner && in->inst && in->desc->ops.reclaim)
+            in->desc->ops.reclaim(in->inst, bytes);
+    }
+}
+
 static void *svc_map(uint16_t owner, size_t bytes, size_t align, uint16_t tag)
 {
     if (align & (align - 1))
@@ -101,6 +115,7 @@ static void *svc_map(uint16_t owner, size_t bytes, size_t align, uint16_t tag)
     }
     account(owner, (int64_t)size);
     emit(HAK_EV_MAP, owner, p, size);
+    reclaim_others(owner, size);
     return p;
 }
 

@@ -313,6 +313,7 @@ static const struct hak_box_desc large_desc = {
         .usable_size = large_usable_size,
         .realloc = large_realloc,
         .alloc_zeroed = large_alloc_zeroed,
+        .reclaim = large_reclaim,
     },
 };
 

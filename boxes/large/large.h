@@ -88,6 +88,9 @@ size_t large_cache_take_at(struct large_inst *in, char *at, size_t min, size_t w
  * cache within its slots and budget: the smallest extents go first, the
  * last one only as far as needed (its tail is unmapped). */
 void large_cache_put(struct large_inst *in, struct large_tls *t, char *base, size_t bytes);
+/* ops.reclaim: another box maps `bytes` fresh; drop up to that much of
+ * what the cache holds beyond its share of the live bytes (never waits). */
+size_t large_reclaim(void *inst, size_t bytes);
 /* Unmap every cached extent; bytes released. */
 size_t large_cache_flush(struct large_inst *in, struct large_tls *t);
 

@@ -163,9 +163,8 @@ size_t large_cache_take_at(struct large_inst *in, char *at, size_t min, size_t w
 
 /* Over the slot count or the budget: drop the smallest extents, and trim
  * the tail of the last one only as far as the budget needs. */
-static void cache_shrink_locked(struct large_inst *in, struct victims *vs)
+static void cache_shrink_to_locked(struct large_inst *in, struct victims *vs, uint64_t budget)
 {
-    uint64_t budget = large_cache_budget(in);
     while (in->cache_count && (in->cache_count > in->cache_slots || in->cache_bytes > budget)) {
         uint32_t small = 0;
         for (uint32_t i = 1; i < in->cache_count; i++)
@@ -187,6 +186,38 @@ static void cache_shrink_locked(struct large_inst *in, struct victims *vs)
         vs->v[vs->n++] = (struct large_cached){c->base + c->bytes, cut, c->freed_ns};
         break;
     }
+}
+
+static void cache_shrink_locked(struct large_inst *in, struct victims *vs)
+{
+    cache_shrink_to_locked(in, vs, large_cache_budget(in));
+}
+
+/* Another box maps fresh memory: what the cache holds beyond the share of
+ * the live bytes (what only cache_min_bytes keeps) goes, up to `bytes`.
+ * A program that freed its one big buffer and now grows elsewhere (sort's
+ * 8 MB buffer, then its merge buffers from l25) gets the pages back from
+ * here instead of adding new ones; one that only reuses big blocks keeps
+ * them. A trylock: the caller holds its own box's locks. */
+size_t large_reclaim(void *inst, size_t bytes)
+{
+    struct large_inst *in = inst;
+    if (!atomic_load_explicit(&in->cached_bytes_seen, memory_order_relaxed) || !hak_spin_trylock(&in->lock))
+        return 0;
+    uint64_t live = atomic_load_explicit(&in->live_bytes, memory_order_relaxed);
+    uint64_t share = live / 100 * in->cache_live_pct + live % 100 * in->cache_live_pct / 100;
+    if (share > in->cache_max_bytes)
+        share = in->cache_max_bytes;
+    struct victims vs = {0};
+    if (in->cache_bytes > share) {
+        uint64_t over = in->cache_bytes - share;
+        cache_shrink_to_locked(in, &vs, in->cache_bytes - (over < bytes ? over : bytes));
+    }
+    size_t released = 0;
+    for (uint32_t i = 0; i < vs.n; i++)
+        released += vs.v[i].bytes;
+    cache_unlock_and_unmap(in, NULL, &vs);
+    return released;
 }
 
 void large_cache_put(struct large_inst *in, struct large_tls *t, char *base, size_t bytes)

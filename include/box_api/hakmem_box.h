@@ -368,6 +368,15 @@ struct hak_box_ops {
      * calloc of fresh memory costs the kernel's zero-page faults alone.
      * NULL: the host calls alloc and clears the block itself. */
     void *(*alloc_zeroed)(void *tls, size_t size);
+
+    /* any role, optional: another box has just mapped `bytes` of fresh
+     * memory, so the process is growing elsewhere. Give back memory this
+     * box keeps only in case it is asked again (beyond what its own policy
+     * needs for what it has live), up to about `bytes`; return the bytes
+     * released. Called inside the mapping box's slow path, under its
+     * locks: never wait for a lock (hak_spin_trylock, and skip when busy).
+     * NULL: the box is not asked. */
+    size_t (*reclaim)(void *inst, size_t bytes);
 };
 
 /* What an observer gets at exit. */

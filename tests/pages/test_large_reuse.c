@@ -184,6 +184,36 @@ static void case_realloc_grow(void)
     harness_free(s);
 }
 
+/* Another box mapping fresh memory takes back what only the floor keeps
+ * (ops.reclaim), up to what it mapped; the share of the live bytes stays. */
+static void case_reclaim(void)
+{
+    harness_open("[route]\n1-4M = other\n4194305-max = large\n[box.large]\ncache_idle_ms = 0\n"
+                 "[box.other]\nplugin = large\ncache_idle_ms = 0\n");
+    unsigned char *a = harness_malloc(20 * MB);
+    memset(a, 0x5a, 20 * MB);
+    harness_free(a);
+    CHECK_EQ(harness_stats("large").cached_bytes, 20 * MB + 64 * KB); /* the floor keeps it */
+    unsigned char *b = harness_malloc(3 * MB); /* other maps 3 MB + a granule */
+    uint64_t cached = harness_stats("large").cached_bytes;
+    CHECK(cached <= 17 * MB && cached >= 16 * MB);
+    CHECK_EQ(owner_of(a + 18 * MB), 0); /* the tail went back to the OS */
+    CHECK(owner_of(a) != 0);             /* the head stays cached */
+    harness_free(b);
+    /* With 40 MB live the share (50%) covers the cache: nothing is taken. */
+    unsigned char *live1 = harness_malloc(20 * MB), *live2 = harness_malloc(20 * MB);
+    unsigned char *c = harness_malloc(8 * MB);
+    harness_free(c);
+    cached = harness_stats("large").cached_bytes;
+    unsigned char *d = harness_malloc(3 * MB); /* other reuses its cached block: no map */
+    unsigned char *e = harness_malloc(3 * MB); /* a fresh map: reclaim asked */
+    CHECK_EQ(harness_stats("large").cached_bytes, cached);
+    harness_free(d);
+    harness_free(e);
+    harness_free(live1);
+    harness_free(live2);
+}
+
 int main(void)
 {
     alarm(120); /* watchdog: a hang fails the suite */
@@ -193,5 +223,6 @@ int main(void)
     run_case("large budget decays when idle", case_decay);
     run_case("large calloc clears reused memory only", case_calloc);
     run_case("large realloc grows in place and by remap", case_realloc_grow);
+    run_case("large gives back the floor's pages when another box maps", case_reclaim);
     return 0;
 }
