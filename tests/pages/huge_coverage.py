@@ -8,7 +8,8 @@ establishes (preloaded host, real workloads):
     resident bytes; under never, 0;
   - with THP disabled for the process (prctl PR_SET_THP_DISABLE, inherited
     by exec): the report says never and every coverage figure is exactly 0;
-  - the text table has the huge column next to resident.
+  - the text table has the huge column next to resident;
+  - the telemetry box's JSON carries the same coverage per box.
 
 usage: huge_coverage.py LIBHAKMEM CONFIG_DIR BENCH_BINARY...
 """
@@ -117,6 +118,37 @@ def main():
                          text, re.M):
             fail("text report: no huge-page summary line for THP %s:\n%s" % (mode, text[:1500]))
         print("ok text report")
+        check_telemetry(lib, huge_ini, [benches[0]] + args.get("vm_mixed", []), mode, tmp)
+
+
+def check_telemetry(lib, huge_ini, argv, mode, tmp):
+    """huge-pages.ini plus a telemetry box: its JSON reports the mode and,
+    per box, huge bytes within the resident ones (> 0 in all unless never)."""
+    ini = os.path.join(tmp, "huge-telemetry.ini")
+    out = os.path.join(tmp, "tel.json")
+    with open(huge_ini) as f:
+        text = f.read()
+    with open(ini, "w") as f:
+        f.write(text + "\n[box.telemetry]\nplugin = telemetry\ntext = off\njson_file = %s\n" % out)
+    env = dict(os.environ, LD_PRELOAD=lib, HAKMEM_CONFIG=ini)
+    try:
+        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        fail("telemetry run timed out after %d s" % TIMEOUT)
+    if r.returncode != 0:
+        fail("telemetry run exited %d:\n%s" % (r.returncode, r.stderr[-2000:]))
+    with open(out) as f:
+        tel = json.load(f)
+    if tel["process"].get("thp_mode") != mode:
+        fail("telemetry: THP mode %r, machine %r" % (tel["process"].get("thp_mode"), mode))
+    total = sum(b["huge_bytes"] for b in tel["boxes"])
+    for b in tel["boxes"]:
+        if b["huge_bytes"] > b["resident_bytes"]:
+            fail("telemetry: box %s huge %d above resident %d"
+                 % (b["name"], b["huge_bytes"], b["resident_bytes"]))
+    if (total > 0) != (mode != "never"):
+        fail("telemetry: %d bytes on huge pages under THP %s" % (total, mode))
+    print("ok telemetry: %d bytes on huge pages" % total)
 
 
 if __name__ == "__main__":
