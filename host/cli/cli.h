@@ -22,5 +22,6 @@ int cmd_boxtest(int argc, char **argv); /* boxtest/: conformance suite for a box
 int cmd_record(int argc, char **argv);  /* record.c: a program's malloc calls as a trace */
 int cmd_replay(int argc, char **argv);  /* replay.c: a trace as a bench workload */
 int cmd_trace(int argc, char **argv);   /* trace_stats.c: trace stats, trace convert */
+int cmd_bundle(int argc, char **argv);  /* bundle.c: the host and a config's boxes in one .so */
 
 #endif

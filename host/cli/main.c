@@ -23,6 +23,7 @@ static void usage(FILE *out)
             "  report A.json [B.json]                        telemetry of one run, or two side by side\n"
             "  new-box NAME [--role alloc|pages|observer]    scaffold an out-of-tree box project\n"
             "  boxtest PATH.so [-s key=value]...             conformance suite for a box\n"
+            "  bundle -c FILE -o OUT.so [-s key=value]...    the host and FILE's boxes in one .so\n"
             "  record -o FILE [-c A.ini] [--] CMD ARGS       record CMD's malloc calls as a trace\n"
             "  replay FILE [-c A.ini]... [-A glibc,...]      replay a trace under configs and allocators\n"
             "  trace stats FILE [--json] [--chart PNG]       what is in a trace\n"
@@ -139,6 +140,8 @@ int main(int argc, char **argv)
         return cmd_new_box(argc - 1, argv + 1);
     if (!strcmp(cmd, "boxtest"))
         return cmd_boxtest(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bundle"))
+        return cmd_bundle(argc - 1, argv + 1);
     if (!strcmp(cmd, "record"))
         return cmd_record(argc - 1, argv + 1);
     if (!strcmp(cmd, "replay"))
