@@ -617,7 +617,12 @@ static int resolve(struct hak_plan *plan, const struct hak_cfg_raw *raw, const c
     /* Zero the header, not the pools and instance array: each instance is
      * cleared when declared, and untouched static pages cost no RSS. */
     memset(plan, 0, offsetof(struct hak_plan, config_name));
-    plan->stats_file[0] = plan->box_dir[0] = '\0';
+    /* Written only when set: each is a page of its own in the static plan,
+     * and an untouched page of BSS is no RSS. */
+    if (plan->stats_file[0])
+        plan->stats_file[0] = '\0';
+    if (plan->box_dir[0])
+        plan->box_dir[0] = '\0';
     copy_text(plan->config_name, sizeof plan->config_name, raw->file, strlen(raw->file));
     const char *slash = strrchr(raw->file, '/');
     if (slash && raw->file[0] != '(')
