@@ -154,13 +154,18 @@ static int gather(const struct trace *t, struct tstats *s, char *err)
     }
     for (size_t i = m.n; i-- > 0;)
         sift(&m, i);
-    uint64_t every = t->events / SAMPLES + 1;
+    /* Each sample is the highest live count of its window of calls, so
+     * the chart shows the peaks the sampling would skip. */
+    uint64_t every = t->events / SAMPLES + 1, window_max = 0;
     while (m.n) {
         unsigned i = m.heap[0];
         account(s, blocks, &m.ev[i], i);
+        if (s->live > window_max)
+            window_max = s->live;
         if (m.ev[i].seq % every == 0 && s->samples < SAMPLES + 1) {
             s->sample_seq[s->samples] = m.ev[i].seq;
-            s->sample_live[s->samples++] = s->live;
+            s->sample_live[s->samples++] = window_max;
+            window_max = s->live;
         }
         int r = trace_next(&m.cur[i], &m.ev[i], err);
         if (r < 0)
@@ -259,7 +264,7 @@ static void print_json(const struct trace *t, const struct tstats *s)
     printf("],\n \"lifetime_histogram_log2\": [");
     for (int b = 0; b < BUCKETS; b++)
         printf("%s%llu", b ? ", " : "", (unsigned long long)s->life_hist[b]);
-    printf("],\n \"live_bytes\": [");
+    printf("],\n \"live_bytes_max_per_window\": [");
     for (size_t i = 0; i < s->samples; i++)
         printf("%s[%llu, %llu]", i ? ", " : "", (unsigned long long)s->sample_seq[i],
                (unsigned long long)s->sample_live[i]);
@@ -281,7 +286,7 @@ static int write_chart(const char *png, const struct tstats *s)
     FILE *f = fopen(dat, "w");
     if (!f)
         return -1;
-    fprintf(f, "# call live_bytes\n");
+    fprintf(f, "# call live_bytes (the most of the window ending there)\n");
     for (size_t i = 0; i < s->samples; i++)
         fprintf(f, "%llu %llu\n", (unsigned long long)s->sample_seq[i], (unsigned long long)s->sample_live[i]);
     fprintf(f, "\n\n# log2(size) allocations\n");
