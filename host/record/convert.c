@@ -82,6 +82,10 @@ struct conv {
     struct slot_state *slots;
     size_t nslots, capslots;
     uint64_t emitted;
+    /* Slots freed by threads that have ended, oldest first, with the
+     * sequence number at which they were retired. */
+    struct { uint32_t slot; uint64_t seq; } *retired;
+    size_t retired_head, nretired, capretired;
     int nout;
     struct convert_info *info;
     char *err;
@@ -236,6 +240,12 @@ static int64_t slot_new(struct conv *c, struct rthread *t)
 {
     if (t->nfree)
         return t->free_slots[--t->nfree];
+    /* A slot an ended thread freed: only for a thread whose first event
+     * comes after that thread's last one, which the replayer starts only
+     * once the other has ended (so the alloc needs no wait). */
+    uint64_t first = t->out_index >= 0 ? t->first_seq : c->emitted;
+    if (c->retired_head < c->nretired && c->retired[c->retired_head].seq <= first)
+        return c->retired[c->retired_head++].slot;
     if (c->nslots == c->capslots) {
         size_t cap = c->capslots ? c->capslots * 2 : 1024;
         struct slot_state *s = realloc(c->slots, cap * sizeof *s);
@@ -260,6 +270,27 @@ static int slot_release(struct conv *c, struct rthread *t, uint32_t slot)
         t->capfree = cap;
     }
     t->free_slots[t->nfree++] = slot;
+    return 0;
+}
+
+/* The thread has ended: its freed slots go to the others. */
+static int retire_slots(struct conv *c, struct rthread *t)
+{
+    if (c->nretired + t->nfree > c->capretired) {
+        size_t cap = c->capretired ? c->capretired : 1024;
+        while (cap < c->nretired + t->nfree)
+            cap *= 2;
+        void *r = realloc(c->retired, cap * sizeof *c->retired);
+        if (!r)
+            return -1;
+        c->retired = r;
+        c->capretired = cap;
+    }
+    for (size_t i = 0; i < t->nfree; i++) {
+        c->retired[c->nretired].slot = t->free_slots[i];
+        c->retired[c->nretired++].seq = c->emitted;
+    }
+    t->nfree = 0;
     return 0;
 }
 
@@ -713,6 +744,10 @@ int trace_convert(const char *raw_path, const char *out_path, struct convert_inf
             advance(&c, t);
         if (t->done) {
             c.heap[0] = c.heap[--c.nheap];
+            if (retire_slots(&c, t)) {
+                conv_fail(&c, "out of memory");
+                goto out;
+            }
         }
         heap_down(&c, 0);
     }
@@ -728,6 +763,7 @@ out:
     }
     free(c.th);
     free(c.heap);
+    free(c.retired);
     free(c.slots);
     addr_map_free(&c.live);
     addr_map_free(&c.freed);

@@ -133,6 +133,22 @@ def case_threads(env):
     check_replay_matches(env, trace, st)
 
 
+def case_churn(env):
+    """Short threads, a few alive at once, each leaving blocks for the main
+    thread: threads are recreated as they lived, and a thread reuses the
+    block slots of threads that ended before it started."""
+    trace = os.path.join(env.work, "churn.hkt")
+    churn = os.path.join(os.path.dirname(env.replay), "bench_thread_churn")
+    env.record(trace, [churn, "--threads=100", "--allocs=200", "--concurrent=4"])
+    st = env.stats(trace)
+    check(st["threads"] == 101, "churn: %d threads in the trace, expected 101" % st["threads"])
+    check(st["cross_thread_frees"] > 0, "churn: no cross-thread frees")
+    check(st["slots"] < st["kinds"]["malloc"] // 2,
+          "churn: %d block slots for %d mallocs: ended threads' slots not reused"
+          % (st["slots"], st["kinds"]["malloc"]))
+    check_replay_matches(env, trace, st)
+
+
 def case_program(env, name, argv):
     trace = os.path.join(env.work, name + ".hkt")
     env.record(trace, argv)
@@ -295,7 +311,7 @@ def case_bench(env):
           "replay: the table is\n%s\n%s" % (text, err[-1500:]))
 
 
-CASES = {"threads": case_threads, "python": case_python, "sqlite": case_sqlite, "fork": case_fork,
+CASES = {"threads": case_threads, "churn": case_churn, "python": case_python, "sqlite": case_sqlite, "fork": case_fork,
          "exec": case_exec, "corrupt": case_corrupt, "bad_frees": case_bad_frees, "bench": case_bench}
 
 
