@@ -104,8 +104,8 @@ def parse_args(argv):
     p.add_argument("--arg", action="append", metavar="WORKLOAD:KEY=VALUE", default=[],
                    help="pass --KEY=VALUE to one workload, e.g. --arg random_mixed:cycles=1000000")
     p.add_argument("-n", "--runs", type=int, default=DEFAULT_RUNS,
-                   help="runs per cell (default %d: enough for the U test to call a clear "
-                        "difference at 95%%, with room for two runs out of order)" % DEFAULT_RUNS)
+                   help="runs per cell (default %(default)s: enough for the U test to call a "
+                        "clear difference at 95%%, with room for two runs out of order)")
     p.add_argument("--until-ci", type=float, metavar="PCT", default=None,
                    help="after --runs rounds, keep running interleaved rounds until every "
                         "cell's interval of its median throughput is narrower than PCT%% of "

@@ -13,6 +13,7 @@ enum {
     P_KEEP_EMPTY,
     P_ORPHAN_SCAN,
     P_FREE_COMMITTED,
+    P_PURGE_DELAY,
     P_COUNT
 };
 
@@ -25,9 +26,11 @@ static const struct hak_param ss_params[P_COUNT] = {
                       "wholly free SuperSlabs kept instead of given back to the pages box"},
     [P_ORPHAN_SCAN] = {"orphan_scan", HAK_PARAM_INT, "8", 1, 1 << 20, NULL,
                        "orphaned slabs examined per slab request before taking a free slab"},
-    [P_FREE_COMMITTED] = {"free_slabs_committed", HAK_PARAM_INT, "64", 0, 1 << 20, NULL,
-                          "free slabs kept committed in SuperSlabs still in use; a slab "
-                          "released beyond them is decommitted"},
+    [P_FREE_COMMITTED] = {"free_slabs_committed", HAK_PARAM_INT, "256", 0, 1 << 20, NULL,
+                          "free slabs (64 KB each) kept committed for the next slab request "
+                          "of any thread; beyond them the oldest are decommitted"},
+    [P_PURGE_DELAY] = {"purge_delay_ms", HAK_PARAM_INT, "1000", 0, 3600000, NULL,
+                       "a free slab committed this long without reuse is decommitted"},
 };
 
 static const struct hak_link_decl ss_links[] = {
@@ -177,7 +180,8 @@ static void *ss_create(const struct hak_host *host, const struct hak_box_config 
     in->granule_index_mask = in->ss_granules - 1;
     in->keep_empty = (uint32_t)v[P_KEEP_EMPTY].i;
     in->orphan_scan = (uint32_t)v[P_ORPHAN_SCAN].i;
-    in->free_committed_max = (uint64_t)v[P_FREE_COMMITTED].i;
+    in->warm_max = (uint64_t)v[P_FREE_COMMITTED].i;
+    in->purge_delay_ns = (uint64_t)v[P_PURGE_DELAY].i * 1000000u;
     in->mark_secret = host->block_secret; /* the tiny free-marker convention */
     in->list_key = in->hardened ? ss_mix64(ss_random_word(1) ^ (uintptr_t)in) : 0;
     atomic_init(&in->next_slice_id, 1);

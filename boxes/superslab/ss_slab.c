@@ -115,21 +115,63 @@ static struct ss_head *ss_new_superslab(struct ss_inst *in, struct ss_tls *t)
         s->list = LIST_NONE;
         s->link_off = 0;
         s->divmagic = 0;
-        s->prev = NULL;
+        s->next = s->prev = NULL;
+        s->warm_next = s->warm_prev = NULL;
+        s->committed = 0; /* fresh pages: nothing to purge, not on the warm list */
         atomic_store_explicit(&s->owner_id, SS_ORPHAN_ID, memory_order_relaxed);
         atomic_store_explicit(&s->carved, 0, memory_order_relaxed);
         atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
-        if (i == 0) { /* granule 0 is this metadata */
-            s->next = NULL;
+        if (i == 0) /* granule 0 is this metadata */
             continue;
-        }
-        s->next = h->free_slabs; /* lowest address first */
-        h->free_slabs = s;
+        ss_list_push(&h->free_slabs, s); /* lowest address first */
         h->free_count++;
     }
     ss_event(in, HAK_EV_FRESH, HAK_BUCKET_SSM, base,
              offsetof(struct ss_head, slabs) + h->nslabs * sizeof(struct ss_slab), 0);
     return h;
+}
+
+/* ---- the warm list: free slabs still committed ------------------------
+ * Every free slab whose pages may be resident is on it, newest first. A
+ * slab request takes the newest (no page faults: an exiting thread's slabs
+ * go to the next thread that needs one, of any class); the oldest are
+ * decommitted when the list is over warm_max or idle past purge_delay. */
+
+static void ss_warm_push(struct ss_inst *in, struct ss_slab *s, uint64_t now)
+{
+    s->committed = 1;
+    s->freed_ns = now;
+    s->warm_prev = NULL;
+    s->warm_next = in->warm_head;
+    if (in->warm_head)
+        in->warm_head->warm_prev = s;
+    else
+        in->warm_tail = s;
+    in->warm_head = s;
+    in->warm_count++;
+}
+
+static void ss_warm_remove(struct ss_inst *in, struct ss_slab *s)
+{
+    if (s->warm_prev)
+        s->warm_prev->warm_next = s->warm_next;
+    else
+        in->warm_head = s->warm_next;
+    if (s->warm_next)
+        s->warm_next->warm_prev = s->warm_prev;
+    else
+        in->warm_tail = s->warm_prev;
+    s->warm_next = s->warm_prev = NULL;
+    s->committed = 0;
+    in->warm_count--;
+}
+
+/* A SuperSlab leaving the instance takes its slabs off the warm list. */
+static void ss_warm_forget_superslab(struct ss_inst *in, struct ss_head *h)
+{
+    for (uint32_t i = 1; i < h->nslabs; i++)
+        if (h->slabs[i].committed)
+            ss_warm_remove(in, &h->slabs[i]);
 }
 
 /* Give empty SuperSlabs beyond `keep` back to the pages box. */
@@ -143,6 +185,7 @@ size_t ss_release_superslabs(struct ss_inst *in, void *tls, uint32_t keep)
         in->empty_count--;
         in->superslabs--;
         in->free_slabs -= h->nslabs - 1;
+        ss_warm_forget_superslab(in, h);
         h->next = give;
         give = h;
     }
@@ -197,25 +240,129 @@ static struct ss_slab *ss_adopt_orphan_locked(struct ss_inst *in, uint32_t cls)
     return NULL;
 }
 
-static struct ss_slab *ss_take_free_slab_locked(struct ss_inst *in)
+/* Take one given free slab out of its SuperSlab (and off the warm list). */
+static void ss_unfree_slab_locked(struct ss_inst *in, struct ss_slab *s)
 {
-    struct ss_head *h = in->partial;
-    if (!h && in->empty) {
-        h = in->empty;
+    struct ss_head *h = ss_head_of_slab(in, s);
+    if (h->where == SS_IN_EMPTY) {
         ss_head_remove(&in->empty, h);
         in->empty_count--;
         ss_head_push(&in->partial, h, SS_IN_PARTIAL);
     }
-    if (!h)
-        return NULL;
-    struct ss_slab *s = h->free_slabs;
-    h->free_slabs = s->next;
-    s->next = NULL;
+    ss_list_remove(&h->free_slabs, s);
     h->free_count--;
     in->free_slabs--;
+    if (s->committed)
+        ss_warm_remove(in, s);
     if (h->free_count == 0)
         ss_head_remove(&in->partial, h);
+}
+
+/* The newest committed free slab, else any free slab (its pages were
+ * decommitted or never touched: carving faults them in either way). */
+static struct ss_slab *ss_take_free_slab_locked(struct ss_inst *in)
+{
+    struct ss_slab *s = in->warm_head;
+    if (!s) {
+        struct ss_head *h = in->partial ? in->partial : in->empty;
+        if (!h)
+            return NULL;
+        s = h->free_slabs;
+    }
+    ss_unfree_slab_locked(in, s);
     return s;
+}
+
+/* Put a slab on its SuperSlab's free list. Returns the SuperSlab when it
+ * became wholly free and is to be given back (the caller does, unlocked). */
+static struct ss_head *ss_put_free_locked(struct ss_inst *in, struct ss_slab *s,
+                                          bool committed, uint64_t now)
+{
+    struct ss_head *h = ss_head_of_slab(in, s);
+    ss_list_push(&h->free_slabs, s);
+    h->free_count++;
+    in->free_slabs++;
+    s->committed = 0;
+    if (committed)
+        ss_warm_push(in, s, now);
+    if (h->where == SS_IN_NONE)
+        ss_head_push(&in->partial, h, SS_IN_PARTIAL);
+    if (h->free_count < h->nslabs - 1)
+        return NULL;
+    ss_head_remove(&in->partial, h);
+    if (in->empty_count < in->keep_empty) {
+        ss_head_push(&in->empty, h, SS_IN_EMPTY);
+        in->empty_count++;
+        return NULL;
+    }
+    in->superslabs--;
+    in->free_slabs -= h->nslabs - 1;
+    ss_warm_forget_superslab(in, h);
+    return h;
+}
+
+static void ss_give_superslab(struct ss_inst *in, void *tls, struct ss_head *h)
+{
+    h->magic = 0;
+    in->pages.desc->ops.pages_free(ss_pages_tls(in, tls), h, in->ss_size);
+}
+
+/* Decommit the oldest warm slabs: those over warm_max, and (all = false)
+ * those idle past purge_delay; all = true empties the list (trim). The
+ * slabs leave their SuperSlab while the lock is dropped, so no thread
+ * carves one being decommitted and its SuperSlab cannot be given back
+ * meanwhile; at most SS_PURGE_BATCH per round, so a lock holder never
+ * makes system calls. Returns the bytes decommitted. */
+enum { SS_PURGE_BATCH = 16 };
+
+static size_t ss_purge_warm(struct ss_inst *in, void *tls, uint64_t now, bool all)
+{
+    size_t bytes = 0;
+    for (;;) {
+        struct ss_slab *batch[SS_PURGE_BATCH];
+        uint32_t n = 0;
+        hak_spin_lock(&in->lock);
+        while (n < SS_PURGE_BATCH && in->warm_tail &&
+               (all || in->warm_count > in->warm_max ||
+                now - in->warm_tail->freed_ns >= in->purge_delay_ns)) {
+            struct ss_slab *s = in->warm_tail;
+            ss_unfree_slab_locked(in, s);
+            batch[n++] = s;
+        }
+        hak_spin_unlock(&in->lock);
+        if (n == 0)
+            return bytes;
+        for (uint32_t i = 0; i < n; i++)
+            in->host->decommit(batch[i]->base, SS_SLAB_SIZE);
+        bytes += (size_t)n * SS_SLAB_SIZE;
+        struct ss_head *give[SS_PURGE_BATCH];
+        uint32_t ng = 0;
+        hak_spin_lock(&in->lock);
+        for (uint32_t i = 0; i < n; i++) {
+            struct ss_head *h = ss_put_free_locked(in, batch[i], false, now);
+            if (h)
+                give[ng++] = h;
+        }
+        hak_spin_unlock(&in->lock);
+        for (uint32_t i = 0; i < ng; i++)
+            ss_give_superslab(in, tls, give[i]);
+        if (n < SS_PURGE_BATCH)
+            return bytes;
+    }
+}
+
+/* Cheap check before taking the lock: anything to purge? Racy reads are
+ * fine, a purge that finds nothing costs one lock round. */
+static void ss_maybe_purge(struct ss_inst *in, void *tls, uint64_t now)
+{
+    struct ss_slab *tail = in->warm_tail;
+    if (tail && (in->warm_count > in->warm_max || now - tail->freed_ns >= in->purge_delay_ns))
+        ss_purge_warm(in, tls, now, false);
+}
+
+size_t ss_purge_all(struct ss_inst *in, void *tls)
+{
+    return ss_purge_warm(in, tls, in->host->now_ns(), true);
 }
 
 struct ss_slab *ss_acquire_slab(struct ss_tls *t, uint32_t cls)
@@ -242,6 +389,7 @@ struct ss_slab *ss_acquire_slab(struct ss_tls *t, uint32_t cls)
         hak_spin_unlock(&in->lock);
     }
     t->refills++;
+    ss_maybe_purge(in, t, in->host->now_ns());
     if (adopted) {
         s->state = SLAB_ACTIVE;
         atomic_store_explicit(&s->owner_id, t->id, memory_order_relaxed);
@@ -257,12 +405,11 @@ struct ss_slab *ss_acquire_slab(struct ss_tls *t, uint32_t cls)
 }
 
 /* An empty slab (used == 0, on none of the owner's lists) goes back to its
- * SuperSlab; a SuperSlab left wholly free is kept or given back. */
+ * SuperSlab, committed, at the head of the warm list; a SuperSlab left
+ * wholly free is kept or given back. */
 void ss_release_slab(struct ss_tls *t, struct ss_slab *s)
 {
     struct ss_inst *in = ss_inst_of(t);
-    struct ss_head *h = ss_head_of_slab(in, s);
-    bool give_back = false;
 
     SS_ASSERT(in, s->used == 0 && s->state != SLAB_FREE && !atomic_load(&s->remote));
 
@@ -274,37 +421,14 @@ void ss_release_slab(struct ss_tls *t, struct ss_slab *s)
     s->cls = SS_TAG_NONE;
     s->list = LIST_NONE;
     s->free = NULL;
-    /* A SuperSlab with one live block keeps its 2 MB: beyond a few free
-     * slabs' worth, a released slab's pages go back to the OS now (it is on
-     * no list yet, so no thread carves it meanwhile). Its next use faults
-     * fresh zero pages, which carving needs no more than committed ones.
-     * The count is read without the lock: a bound, not an exact budget. */
-    if (in->free_slabs >= in->free_committed_max)
-        in->host->decommit(s->base, SS_SLAB_SIZE);
 
+    uint64_t now = in->host->now_ns();
     hak_spin_lock(&in->lock);
-    s->next = h->free_slabs;
-    h->free_slabs = s;
-    h->free_count++;
-    in->free_slabs++;
-    if (h->where == SS_IN_NONE)
-        ss_head_push(&in->partial, h, SS_IN_PARTIAL);
-    if (h->free_count == h->nslabs - 1) {
-        ss_head_remove(&in->partial, h);
-        if (in->empty_count < in->keep_empty) {
-            ss_head_push(&in->empty, h, SS_IN_EMPTY);
-            in->empty_count++;
-        } else {
-            in->superslabs--;
-            in->free_slabs -= h->nslabs - 1;
-            give_back = true;
-        }
-    }
+    struct ss_head *give = ss_put_free_locked(in, s, true, now);
     hak_spin_unlock(&in->lock);
-    if (give_back) {
-        h->magic = 0;
-        in->pages.desc->ops.pages_free(ss_pages_tls(in, t), h, in->ss_size);
-    }
+    if (give)
+        ss_give_superslab(in, t, give);
+    ss_maybe_purge(in, t, now);
 }
 
 /* Hand a slab with live blocks to the orphan list, or release it if the

@@ -56,8 +56,8 @@ void ss_thread_exit(void *inst, void *tls)
 }
 
 /* malloc_trim: release this thread's empty owned slabs, reclaim orphans
- * whose blocks all came back, then give every empty SuperSlab back to the
- * pages box. Returns the bytes given back to the pages box. */
+ * whose blocks all came back, decommit every free slab, then give every
+ * empty SuperSlab back to the pages box. Returns the bytes given back. */
 size_t ss_trim(void *inst, void *tls)
 {
     struct ss_inst *in = inst;
@@ -91,5 +91,6 @@ size_t ss_trim(void *inst, void *tls)
         }
     }
     ss_reclaim_orphans(t);
-    return ss_release_superslabs(in, t, 0);
+    size_t purged = ss_purge_all(in, t);
+    return purged + ss_release_superslabs(in, t, 0);
 }

@@ -58,6 +58,12 @@ struct ss_slab {
     uint8_t pad;
     /* Remote frees: own cache line, pushed by any thread. */
     _Atomic uintptr_t remote __attribute__((aligned(64)));
+    /* While free and committed (under the instance lock): on the instance's
+     * warm list, newest first, since freed_ns. No thread pushes remote
+     * frees onto a free slab, so sharing the line costs nothing. */
+    struct ss_slab *warm_next, *warm_prev;
+    uint64_t freed_ns;
+    uint8_t committed;       /* its pages are (or may be) resident */
 } __attribute__((aligned(64)));
 
 _Static_assert(sizeof(struct ss_slab) == 128, "slab metadata: two cache lines");
@@ -66,7 +72,7 @@ struct ss_head {
     uint64_t magic;
     struct ss_inst *inst;
     struct ss_head *next, *prev; /* instance's partial or empty list */
-    struct ss_slab *free_slabs;  /* slabs of this SuperSlab not in use */
+    struct ss_slab *free_slabs;  /* slabs of this SuperSlab not in use (next/prev) */
     uint32_t nslabs;             /* granules; slab 0 is this metadata */
     uint32_t free_count;
     uint32_t where;              /* enum ss_head_list */
@@ -93,7 +99,8 @@ struct ss_inst {
     uintptr_t granule_index_mask;      /* ss_granules - 1 */
     uint32_t keep_empty;               /* empty SuperSlabs kept for reuse */
     uint32_t orphan_scan;              /* orphans looked at per acquire */
-    uint64_t free_committed_max;       /* free slabs kept committed */
+    uint64_t warm_max;                 /* free slabs kept committed */
+    uint64_t purge_delay_ns;           /* a free slab idle this long is decommitted */
     uint64_t mark_secret;              /* free marker: p ^ secret */
     uint64_t list_key;                 /* hardened: free-list link key */
     _Atomic uint64_t next_slice_id;
@@ -106,6 +113,8 @@ struct ss_inst {
     struct ss_slab *orphans[SS_MAX_CLASSES];
     uint64_t superslabs;               /* held now */
     uint64_t free_slabs;               /* slabs not in use, in held SuperSlabs */
+    struct ss_slab *warm_head, *warm_tail; /* free committed slabs, newest first */
+    uint64_t warm_count;
     uint64_t orphan_slabs;
 };
 
@@ -227,6 +236,7 @@ void ss_retire_slab(struct ss_tls *t, struct ss_slab *s);
 size_t ss_reclaim_orphans(struct ss_tls *t);
 uint32_t ss_drain_remote(const struct ss_inst *in, struct ss_slab *s);
 size_t ss_release_superslabs(struct ss_inst *in, void *tls, uint32_t keep);
+size_t ss_purge_all(struct ss_inst *in, void *tls);
 
 /* ss_alloc.c */
 void *ss_alloc(void *tls, size_t size);

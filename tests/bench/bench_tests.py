@@ -31,6 +31,8 @@ Exit 0 on success, 1 with a message on failure.
 """
 
 import csv
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -258,6 +260,16 @@ def test_instructions(hb, bench_dir, wdir):
 
 
 def test_unit(hb):
+    # --help formats every option's text (a %-sequence in one made it raise).
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            hb.parse_args(["--help"])
+    except SystemExit as e:
+        if e.code not in (0, None):
+            fail("--help exited %r" % e.code)
+    if "--runs" not in out.getvalue() or "95%" not in out.getvalue():
+        fail("--help text incomplete: %r" % out.getvalue()[:200])
     ok_line = "RESULT workload=x ops=10 seconds=0.5 ops_per_sec=20 checksum=00ff extra_kb=7\n"
     res = hb.parse_result_line("noise\n" + ok_line, "x")
     if res["ops"] != 10 or res["extra_kb"] != 7 or res["checksum"] != "00ff":
