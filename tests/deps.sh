@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config libinih-dev   # the build
+  libzstd-dev                                    # compressed traces (hakmem record)
   clang libclang-rt-dev                          # sanitizer builds, fuzzing
   python3 sqlite3 gawk coreutils git perl        # real programs in the tests
   valgrind                                       # instruction counts

@@ -183,6 +183,8 @@ static int gather(const struct trace *t, struct tstats *s, char *err)
         }
     rc = 0;
 out:
+    for (unsigned i = 0; m.cur && i < t->threads; i++)
+        trace_cursor_release(&m.cur[i]);
     free(blocks);
     free(m.cur);
     free(m.ev);

@@ -11,6 +11,10 @@
 #include "addr_map.h"
 #include "trace.h"
 
+#ifdef HAKMEM_TRACE_ZSTD
+#include <zstd.h>
+#endif
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -310,11 +314,24 @@ static int64_t acquire(struct conv *c, struct rthread *t, uint64_t addr)
 
 /* ---- writing a thread's events ----------------------------------------- */
 
+/* A block's events are compressed as one zstd frame when that is smaller
+ * (the replayer decompresses a block at a time: docs/replay.md). */
 static int close_block(struct rthread *t)
 {
     size_t payload = t->out.len - t->block_start - 8;
     uint8_t *h = t->out.data + t->block_start;
-    trace_put32(h, (uint32_t)payload);
+    uint32_t word = (uint32_t)payload;
+#ifdef HAKMEM_TRACE_ZSTD
+    static uint8_t frame[TRACE_BLOCK_MAX + 1024];
+    size_t n = payload >= 64 ? ZSTD_compress(frame, sizeof frame, h + 8, payload, 3) : 0;
+    if (payload >= 64 && !ZSTD_isError(n) && n < payload) {
+        memcpy(h + 8, frame, n);
+        t->out.len = t->block_start + 8 + n;
+        payload = n;
+        word = (uint32_t)n | TRACE_BLOCK_ZSTD;
+    }
+#endif
+    trace_put32(h, word);
     trace_put32(h + 4, trace_crc32(h + 8, payload));
     t->blocks++;
     return 0;

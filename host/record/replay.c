@@ -307,6 +307,7 @@ static void run_thread(struct rthread *r)
         atomic_store(&failed, 1);
         die("hakmem replay: %s", err);
     }
+    trace_cursor_release(&c);
     atomic_store_explicit(&r->done, 1, memory_order_release);
 }
 
@@ -385,6 +386,7 @@ static void check_bad_calls(const char *path)
                 found = 1;
                 break;
             }
+        trace_cursor_release(&c);
     }
     if (!found)
         return;

@@ -64,9 +64,14 @@ struct trace_event {
 struct trace_cursor {
     const struct trace *t;
     unsigned thread;
-    const uint8_t *p, *block_end, *stream_end;
+    const uint8_t *p, *block_end;   /* events of the current block (in the file, or in buf) */
+    const uint8_t *next, *stream_end; /* the next block's header in the file */
     uint64_t prev_seq, index;
-    int started;
+    uint64_t block_offset;          /* file offset of the current block */
+    int started, compressed;
+    uint8_t *buf;                   /* a decompressed block (mmap'd on first use) */
+    void *dctx;                     /* zstd's context, in mmap'd memory */
+    size_t dctx_bytes;
 };
 
 /* Maps and checks the header, thread table and trailer. Returns 0, or -1
@@ -78,6 +83,8 @@ int trace_validate(const struct trace *t, char *err);
 void trace_close(struct trace *t);
 
 void trace_cursor_init(struct trace_cursor *c, const struct trace *t, unsigned thread);
+/* Unmaps what the cursor mapped for compressed blocks. */
+void trace_cursor_release(struct trace_cursor *c);
 /* The thread's next event: 1, 0 at the end of its stream, -1 with err. */
 int trace_next(struct trace_cursor *c, struct trace_event *ev, char *err);
 

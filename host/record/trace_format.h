@@ -90,7 +90,8 @@ struct raw_chunk {
 #define TRACE_VERSION 1u
 #define TRACE_HEADER_BYTES 64u
 #define TRACE_THREAD_BYTES 56u
-#define TRACE_BLOCK_MAX 65536u
+#define TRACE_BLOCK_MAX 65536u      /* events of one block, before compression */
+#define TRACE_BLOCK_ZSTD 0x80000000u /* in a block's length word: the payload is a zstd frame */
 #define TRACE_FLAG_CLEAN_EXIT 1u
 
 /* Header, 64 bytes at offset 0 (fields at fixed offsets, read with
@@ -99,8 +100,9 @@ struct raw_chunk {
  * table_offset u64 @40, flags u32 @48, cmdline_bytes u32 @52, image u32 @56,
  * crc32 of bytes 0-59 u32 @60. The command line follows at 64.
  *
- * Streams: blocks of {payload_bytes u32, crc32 u32, payload}; no event spans
- * two blocks. Thread table at table_offset, 56 bytes per thread:
+ * Streams: blocks of {payload_bytes u32, crc32 of the payload u32, payload};
+ * no event spans two blocks; with TRACE_BLOCK_ZSTD set in the length word
+ * the payload is one zstd frame of up to TRACE_BLOCK_MAX bytes of events. Thread table at table_offset, 56 bytes per thread:
  * stream_offset u64, stream_bytes u64, events u64, first_seq u64,
  * last_seq u64, blocks u32, reserved u32, crc32 of the first 52 bytes u32.
  * Trailer, the last 16 bytes: "HAKTEND\0", table_offset u64. */

@@ -7,6 +7,10 @@
 #include "trace.h"
 
 #include <errno.h>
+#ifdef HAKMEM_TRACE_ZSTD
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_initStaticDCtx: a context in memory we map */
+#include <zstd.h>
+#endif
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -143,23 +147,77 @@ void trace_cursor_init(struct trace_cursor *c, const struct trace *t, unsigned t
     memset(c, 0, sizeof *c);
     c->t = t;
     c->thread = thread;
-    c->p = c->block_end = t->base + t->thread[thread].offset;
-    c->stream_end = c->p + t->thread[thread].bytes;
+    c->next = c->p = c->block_end = t->base + t->thread[thread].offset;
+    c->stream_end = c->next + t->thread[thread].bytes;
+}
+
+void trace_cursor_release(struct trace_cursor *c)
+{
+    if (c->buf)
+        munmap(c->buf, TRACE_BLOCK_MAX);
+    if (c->dctx)
+        munmap(c->dctx, c->dctx_bytes);
+    c->buf = NULL;
+    c->dctx = NULL;
+}
+
+/* Where an event starts, as a file offset: inside a compressed block, the
+ * block's own offset. */
+static size_t off_of(const struct trace_cursor *c, const uint8_t *at)
+{
+    return c->compressed ? (size_t)c->block_offset : (size_t)(at - c->t->base);
+}
+
+/* A compressed block into c->buf. The context and the buffer are mmap'd:
+ * the replayer never allocates from the allocator under test. */
+static int inflate_block(struct trace_cursor *c, const uint8_t *src, uint32_t len, char *err)
+{
+#ifdef HAKMEM_TRACE_ZSTD
+    if (!c->buf) {
+        c->dctx_bytes = ZSTD_estimateDCtxSize();
+        void *b = mmap(NULL, TRACE_BLOCK_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        void *w = mmap(NULL, c->dctx_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (b == MAP_FAILED || w == MAP_FAILED)
+            return fail(err, "cannot map a block buffer: %s", strerror(errno));
+        c->buf = b;
+        c->dctx = w;
+        if (!ZSTD_initStaticDCtx(w, c->dctx_bytes))
+            return fail(err, "zstd: cannot set up a decompression context");
+    }
+    size_t n = ZSTD_decompressDCtx(c->dctx, c->buf, TRACE_BLOCK_MAX, src, len);
+    if (ZSTD_isError(n))
+        return fail(err, "byte offset %llu: thread %u's compressed block does not decompress (%s)",
+                    ULL(c->block_offset), c->thread, ZSTD_getErrorName(n));
+    c->p = c->buf;
+    c->block_end = c->buf + n;
+    return 0;
+#else
+    (void)src;
+    (void)len;
+    return fail(err, "byte offset %llu: thread %u's block is zstd-compressed; this hakmem was built without "
+                "libzstd (tests/deps.sh installs libzstd-dev)", ULL(c->block_offset), c->thread);
+#endif
 }
 
 /* The block headers are checked by trace_validate; a replay that did not
  * validate still stops at a block that runs past its stream. */
 static int next_block(struct trace_cursor *c, char *err)
 {
-    if (c->stream_end - c->p < 8)
-        return fail(err, "byte offset %zu: thread %u's stream ends inside a block header",
-                    (size_t)(c->p - c->t->base), c->thread);
-    uint32_t len = trace_get32(c->p);
-    if (len > TRACE_BLOCK_MAX || (size_t)(c->stream_end - c->p - 8) < len)
-        return fail(err, "byte offset %zu: thread %u's block of %u bytes runs past its stream",
-                    (size_t)(c->p - c->t->base), c->thread, len);
-    c->p += 8;
-    c->block_end = c->p + len;
+    c->block_offset = (uint64_t)(c->next - c->t->base);
+    if (c->stream_end - c->next < 8)
+        return fail(err, "byte offset %llu: thread %u's stream ends inside a block header", ULL(c->block_offset),
+                    c->thread);
+    uint32_t word = trace_get32(c->next), len = word & ~TRACE_BLOCK_ZSTD;
+    if ((size_t)(c->stream_end - c->next - 8) < len || (!(word & TRACE_BLOCK_ZSTD) && len > TRACE_BLOCK_MAX))
+        return fail(err, "byte offset %llu: thread %u's block of %u bytes runs past its stream", ULL(c->block_offset),
+                    c->thread, len);
+    const uint8_t *payload = c->next + 8;
+    c->next = payload + len;
+    c->compressed = !!(word & TRACE_BLOCK_ZSTD);
+    if (c->compressed)
+        return inflate_block(c, payload, len, err);
+    c->p = payload;
+    c->block_end = payload + len;
     return 0;
 }
 
@@ -167,7 +225,7 @@ static int field(struct trace_cursor *c, uint64_t *v, const uint8_t *start, char
 {
     if (trace_get_varint(&c->p, c->block_end, v))
         return fail(err, "byte offset %zu: thread %u's event %llu is cut short by its block's end",
-                    (size_t)(start - c->t->base), c->thread, ULL(c->index));
+                    off_of(c, start), c->thread, ULL(c->index));
     return 0;
 }
 
@@ -178,12 +236,12 @@ static int slot_field(struct trace_cursor *c, int64_t *slot, int plus_one, const
         return -1;
     if (plus_one) {
         if (v > c->t->slots)
-            return fail(err, "byte offset %zu: thread %u's event %llu names block %llu of %u", (size_t)(start - c->t->base),
+            return fail(err, "byte offset %zu: thread %u's event %llu names block %llu of %u", off_of(c, start),
                         c->thread, ULL(c->index), ULL(v - 1), c->t->slots);
         *slot = (int64_t)v - 1;
     } else {
         if (v >= c->t->slots)
-            return fail(err, "byte offset %zu: thread %u's event %llu names block %llu of %u", (size_t)(start - c->t->base),
+            return fail(err, "byte offset %zu: thread %u's event %llu names block %llu of %u", off_of(c, start),
                         c->thread, ULL(c->index), ULL(v), c->t->slots);
         *slot = (int64_t)v;
     }
@@ -193,14 +251,14 @@ static int slot_field(struct trace_cursor *c, int64_t *slot, int plus_one, const
 int trace_next(struct trace_cursor *c, struct trace_event *ev, char *err)
 {
     while (c->p >= c->block_end) {
-        if (c->p >= c->stream_end)
+        if (c->next >= c->stream_end)
             return 0;
         if (next_block(c, err))
             return -1;
     }
     const uint8_t *start = c->p;
     memset(ev, 0, sizeof *ev);
-    ev->offset = (uint64_t)(start - c->t->base);
+    ev->offset = off_of(c, start);
     ev->slot = ev->old_slot = -1;
     uint8_t tag = *c->p++;
     ev->kind = tag & TF_KIND_MASK;
@@ -290,8 +348,8 @@ int trace_validate(const struct trace *t, char *err)
             size_t at = (size_t)(p - t->base);
             if (end - p < 8)
                 return fail(err, "byte offset %zu: thread %u's stream ends inside a block header", at, i);
-            uint32_t len = trace_get32(p);
-            if (len > TRACE_BLOCK_MAX || (size_t)(end - p - 8) < len)
+            uint32_t word = trace_get32(p), len = word & ~TRACE_BLOCK_ZSTD;
+            if ((!(word & TRACE_BLOCK_ZSTD) && len > TRACE_BLOCK_MAX) || (size_t)(end - p - 8) < len)
                 return fail(err, "byte offset %zu: thread %u's block %u claims %u bytes, past its stream", at, i,
                             blocks, len);
             if (trace_get32(p + 4) != trace_crc32(p + 8, len))
@@ -309,12 +367,15 @@ int trace_validate(const struct trace *t, char *err)
         int r;
         uint64_t n = 0, last = 0;
         while ((r = trace_next(&c, &ev, err)) == 1) {
-            if (n == 0 && ev.seq != th->first_seq)
+            if (n == 0 && ev.seq != th->first_seq) {
+                trace_cursor_release(&c);
                 return fail(err, "byte offset %llu: thread %u starts at sequence %llu, its table entry says %llu",
                             ULL(ev.offset), i, ULL(ev.seq), ULL(th->first_seq));
+            }
             last = ev.seq;
             n++;
         }
+        trace_cursor_release(&c);
         if (r < 0)
             return -1;
         if (n != th->events || (n && last != th->last_seq))

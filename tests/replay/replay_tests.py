@@ -237,6 +237,15 @@ def case_corrupt(env):
     bad = bytearray(data)
     bad[stream + 8 + 3] ^= 0x5a
     expect_refused(env, bad, "flipped.hkt", r"byte offset %d: thread 0's block 0 .*CRC mismatch" % stream)
+    # A compressed block whose CRC matches but whose frame is not zstd's.
+    word = struct.unpack_from("<I", data, stream)[0]
+    check(word & 0x80000000, "the first block of a trace is not compressed (libzstd missing?)")
+    length = word & 0x7FFFFFFF
+    frame = bytearray(data)
+    frame[stream + 8: stream + 8 + length] = bytes(length)
+    struct.pack_into("<I", frame, stream + 4, zlib.crc32(bytes(frame[stream + 8: stream + 8 + length])))
+    expect_refused(env, frame, "frame.hkt",
+                   r"byte offset %d: thread 0's compressed block does not decompress" % stream)
     expect_refused(env, b"not a trace at all, not even close" * 4, "garbage.hkt",
                    r"byte offset 0: not a hakmem trace")
 
