@@ -124,7 +124,8 @@ static struct raw_file *list_raw(const char *dir, size_t *count)
         n++;
     }
     closedir(d);
-    qsort(files, n, sizeof *files, by_pid_image);
+    if (n)
+        qsort(files, n, sizeof *files, by_pid_image);
     *count = n;
     return files;
 }

@@ -337,6 +337,154 @@ int trace_next(struct trace_cursor *c, struct trace_event *ev, char *err)
     return 1;
 }
 
+/* Memory the checks below need, mapped (the replayer never allocates
+ * from the allocator under test). */
+static void *map_zero(size_t bytes)
+{
+    void *m = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return m == MAP_FAILED ? NULL : m;
+}
+
+struct order_check {
+    struct trace_cursor *cur;
+    struct trace_event *ev;
+    uint32_t *heap, *count, *last;
+    uint8_t *live;
+    size_t n;
+};
+
+static int oc_less(const struct order_check *o, size_t a, size_t b)
+{
+    return o->ev[o->heap[a]].seq < o->ev[o->heap[b]].seq;
+}
+
+static void oc_sift(struct order_check *o, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < o->n && oc_less(o, l, m))
+            m = l;
+        if (r < o->n && oc_less(o, r, m))
+            m = r;
+        if (m == i)
+            return;
+        uint32_t x = o->heap[i];
+        o->heap[i] = o->heap[m];
+        o->heap[m] = x;
+        i = m;
+    }
+}
+
+/* One event against the blocks' state, in trace order: a replay of a trace
+ * that passes cannot wait forever or take a block another thread holds. */
+static int oc_event(struct order_check *o, const struct trace *t, unsigned th, const struct trace_event *ev,
+                    char *err)
+{
+    int bad = !!(ev->flags & TF_BAD);
+    int64_t old = ev->old_slot, slot = ev->slot;
+    const char *kind = trace_kind_names[ev->kind];
+    if (old >= 0) {
+        if (ev->flags & TF_WAIT) {
+            if (o->count[old] != ev->wait)
+                return fail(err, "byte offset %llu: call %llu (thread %u, %s) waits for block %lld's event %llu, "
+                            "which is its event %u in the trace's order", ULL(ev->offset), ULL(ev->seq), th, kind,
+                            (long long)old, ULL(ev->wait), o->count[old]);
+        } else if (o->count[old] && o->last[old] != th) {
+            return fail(err, "byte offset %llu: call %llu (thread %u, %s) takes block %lld from thread %u without "
+                        "waiting for it", ULL(ev->offset), ULL(ev->seq), th, kind, (long long)old, o->last[old]);
+        }
+        if (!bad && !o->live[old])
+            return fail(err, "byte offset %llu: call %llu (thread %u, %s) takes block %lld, which is not live",
+                        ULL(ev->offset), ULL(ev->seq), th, kind, (long long)old);
+    }
+    if (slot >= 0 && slot != old) {
+        if (o->live[slot])
+            return fail(err, "byte offset %llu: call %llu (thread %u, %s) returns block %lld, which is still live",
+                        ULL(ev->offset), ULL(ev->seq), th, kind, (long long)slot);
+        uint32_t prev = o->last[slot];
+        if (o->count[slot] && prev != th && t->thread[prev].last_seq >= t->thread[th].first_seq)
+            return fail(err, "byte offset %llu: call %llu (thread %u, %s) returns block %lld of thread %u, which "
+                        "had not ended when thread %u started", ULL(ev->offset), ULL(ev->seq), th, kind,
+                        (long long)slot, prev, th);
+    }
+    if (old >= 0) {
+        o->count[old]++;
+        o->last[old] = th;
+    }
+    if (slot >= 0 && slot != old) {
+        o->count[slot]++;
+        o->last[slot] = th;
+        o->live[slot] = 1;
+    }
+    if (old >= 0 && !bad) {
+        int freed = ev->kind == TK_FREE ||
+                    ((ev->kind == TK_REALLOC || ev->kind == TK_REALLOCARRAY) && (ev->flags & TF_NULL) && !ev->size);
+        if (freed)
+            o->live[old] = 0;
+    }
+    return 0;
+}
+
+static int check_order(const struct trace *t, char *err)
+{
+    struct order_check o = { 0 };
+    size_t nt = t->threads + 1, ns = (size_t)t->slots + 1;
+    o.cur = map_zero(nt * sizeof *o.cur);
+    o.ev = map_zero(nt * sizeof *o.ev);
+    o.heap = map_zero(nt * sizeof *o.heap);
+    o.count = map_zero(ns * sizeof *o.count);
+    o.last = map_zero(ns * sizeof *o.last);
+    o.live = map_zero(ns);
+    int rc = -1;
+    if (!o.cur || !o.ev || !o.heap || !o.count || !o.last || !o.live) {
+        fail(err, "cannot map %zu bytes to check the trace's order", ns * 9 + nt * 256);
+        goto out;
+    }
+    for (uint32_t i = 0; i < t->threads; i++) {
+        trace_cursor_init(&o.cur[i], t, i);
+        int r = trace_next(&o.cur[i], &o.ev[i], err);
+        if (r < 0)
+            goto out;
+        if (r)
+            o.heap[o.n++] = i;
+    }
+    for (size_t i = o.n; i-- > 0;)
+        oc_sift(&o, i);
+    for (uint64_t seq = 0; o.n; seq++) {
+        uint32_t th = o.heap[0];
+        if (o.ev[th].seq != seq) {
+            fail(err, "byte offset %llu: thread %u's event has sequence number %llu where %llu comes next",
+                 ULL(o.ev[th].offset), th, ULL(o.ev[th].seq), ULL(seq));
+            goto out;
+        }
+        if (oc_event(&o, t, th, &o.ev[th], err))
+            goto out;
+        int r = trace_next(&o.cur[th], &o.ev[th], err);
+        if (r < 0)
+            goto out;
+        if (!r)
+            o.heap[0] = o.heap[--o.n];
+        oc_sift(&o, 0);
+    }
+    rc = 0;
+out:
+    for (uint32_t i = 0; o.cur && i < t->threads; i++)
+        trace_cursor_release(&o.cur[i]);
+    if (o.cur)
+        munmap(o.cur, nt * sizeof *o.cur);
+    if (o.ev)
+        munmap(o.ev, nt * sizeof *o.ev);
+    if (o.heap)
+        munmap(o.heap, nt * sizeof *o.heap);
+    if (o.count)
+        munmap(o.count, ns * sizeof *o.count);
+    if (o.last)
+        munmap(o.last, ns * sizeof *o.last);
+    if (o.live)
+        munmap(o.live, ns);
+    return rc;
+}
+
 int trace_validate(const struct trace *t, char *err)
 {
     uint64_t total = 0;
@@ -387,5 +535,5 @@ int trace_validate(const struct trace *t, char *err)
     if (total != t->events)
         return fail(err, "byte offset 16: the header counts %llu events, the streams hold %llu", ULL(t->events),
                     ULL(total));
-    return 0;
+    return check_order(t, err);
 }

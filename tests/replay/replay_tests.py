@@ -246,6 +246,13 @@ def case_corrupt(env):
     struct.pack_into("<I", frame, stream + 4, zlib.crc32(bytes(frame[stream + 8: stream + 8 + length])))
     expect_refused(env, frame, "frame.hkt",
                    r"byte offset %d: thread 0's compressed block does not decompress" % stream)
+    # Well-formed, CRCs right, but a free waits for an event its block
+    # never has: refused before the replay (it would wait forever).
+    waits = os.path.join(env.work, "waits.hkt")
+    write_trace(waits, [(1, [32, 0]), (5 | 0x10, [5, 1])], 1)
+    with open(waits, "rb") as f:
+        expect_refused(env, f.read(), "waits.hkt",
+                       r"call 1 \(thread 0, free\) waits for block 0's event 5, which is its event 1")
     expect_refused(env, b"not a trace at all, not even close" * 4, "garbage.hkt",
                    r"byte offset 0: not a hakmem trace")
 
