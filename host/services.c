@@ -144,6 +144,23 @@ static uint32_t svc_lookup(const void *p)
     return hak_region_lookup(p);
 }
 
+/* A fresh range for a move of p's pages: at the same offset within a 2 MB
+ * page as p once the block spans one, so the kernel moves its huge pages
+ * whole (a move to another offset splits every one of them). */
+static void *map_congruent(const void *p, size_t bytes)
+{
+    if (bytes < HAK_HUGE_PAGE)
+        return hak_os_map(bytes, HAK_GRANULE);
+    size_t offset = (uintptr_t)p & (HAK_HUGE_PAGE - 1);
+    char *q = hak_os_map(bytes + HAK_HUGE_PAGE, HAK_HUGE_PAGE);
+    if (!q)
+        return hak_os_map(bytes, HAK_GRANULE);
+    if (offset)
+        hak_os_unmap(q, offset);
+    hak_os_unmap(q + offset + bytes, HAK_HUGE_PAGE - offset);
+    return q + offset;
+}
+
 /* mremap to a granule-aligned place: grow in place if the kernel can;
  * otherwise reserve an aligned range and move the pages there (no copy). */
 static void *svc_remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t owner, uint16_t tag)
@@ -165,7 +182,7 @@ static void *svc_remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t own
     }
     void *q = mremap(p, old_size, new_size, 0);
     if (q == MAP_FAILED) {
-        void *target = hak_os_map(new_size, HAK_GRANULE);
+        void *target = map_congruent(p, new_size);
         if (!target)
             return NULL;
         /* Clear the old range BEFORE the move: once moved, the kernel may
