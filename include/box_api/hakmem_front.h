@@ -97,6 +97,11 @@ static inline int hak_front_setup(const struct hak_link *below, uint32_t n, cons
         t->cache[c] = (uint32_t)cache;
         t->refill[c] = v[p->refill].i < cache ? (uint32_t)v[p->refill].i : (uint32_t)cache;
         int64_t drain = v[p->drain].i ? v[p->drain].i : (cache + p->drain_rounds_up) / 2;
+        /* A full cache must give back at least one block on a free: with a
+         * 1-slot cache the default rounded down to 0, and the ring front
+         * overwrote (leaked) its only block on every free. */
+        if (drain == 0 && cache > 0)
+            drain = 1;
         t->drain[c] = drain < cache ? (uint32_t)drain : (uint32_t)cache;
         t->slot_off[c] = slots;
         slots += (uint32_t)cache;

@@ -133,6 +133,24 @@ static void case_class_capacity(void)
     CHECK(cached > 4 * 64 + 4 * 128 && cached <= 4 * 64 + 32 * 128);
 }
 
+/* A 1-slot cache with the default drain: every block freed comes back to
+ * the backend (the default drain once rounded down to 0, and the ring
+ * overwrote its only block on each free). */
+static void case_one_slot(void)
+{
+    void *b[16];
+    const char *params = tiny_stack_now == STACK_UC ? "capacity_c2 = 1" : "ring_c2 = 1";
+    tiny_open(tiny_stack_now, NULL, NULL, params);
+    for (int i = 0; i < 16; i++)
+        b[i] = harness_malloc(64);
+    for (int i = 0; i < 16; i++)
+        harness_free(b[i]);
+    struct hak_stats f = harness_stats("tiny"), s = harness_stats("ss");
+    CHECK(f.cached_bytes <= 64);
+    /* what the backend handed out is back, but what the front holds */
+    CHECK_EQ(s.allocs - s.frees, f.cached_bytes / 64);
+}
+
 static void case_bad_ring(void)
 {
     char err[1024];
@@ -273,6 +291,8 @@ int main(void)
         tiny_stack_now = st;
         run_case("boundaries", case_boundaries);
         run_case("class_interface", case_class_interface);
+        if (st != STACK_RING_UC)
+            run_case("one_slot", case_one_slot);
         if (st != STACK_RING_UC) {
             run_case("refill_drain_exact", case_refill_drain_exact);
             run_case("class_capacity", case_class_capacity);
