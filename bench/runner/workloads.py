@@ -79,7 +79,7 @@ WORKLOADS = [
              doc="16 threads re-created for 20 rounds, freeing the previous round's blocks",
              threads=("threads", 1)),
     Workload("larson_respawn", "larson_respawn", [], ["--blocks=500", "--life=2000", "--lives=2"],
-             doc="published larson: 16 workers, each succeeded by a new thread on its blocks",
+             doc="published larson: blocks scattered over 16 workers, each succeeded by a new thread",
              threads=("threads", 1)),
     Workload("cache_scratch", "cache_scratch", [], ["--iterations=2000"],
              doc="16 threads writing 8 B blocks: passive false sharing",

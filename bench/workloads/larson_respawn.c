@@ -2,7 +2,8 @@
 // (Hoard's larson, mimalloc-bench's `larson 5 8 1000 5000 100 4141 N`),
 // with a fixed amount of work instead of a sleep so a run is repeatable.
 // The main thread allocates every block (`blocks` per worker, min..max
-// bytes) and hands worker t its slice. A worker's life replaces random
+// bytes), permutes them over the slices and replaces 4 x N of them at
+// random (Larson's warm-up), and hands worker t its slice. A worker's life replaces random
 // blocks of its slice (free the old one, malloc a new one, write its first
 // bytes) `life` times, then starts its successor on the same slice and
 // exits, leaving its blocks to it; a slice lives `lives` lives. So a
@@ -22,11 +23,12 @@ static const char usage[] =
     "larson_respawn: Larson's server benchmark, each worker succeeded by a new thread\n"
     "  --threads=N  workers alive at any time (default 16)\n"
     "  --blocks=N   blocks per worker (default 5000)\n"
-    "  --life=N     replacements per thread life (default 50000)\n"
-    "  --lives=N    lives per worker slot (default 8)\n"
+    "  --life=N     replacements per thread life (default 500000, as published)\n"
+    "  --lives=N    lives per worker slot (default 2)\n"
     "  --min=N      smallest size (default 8; at least 8)\n"
     "  --max=N      largest size (default 1000)\n"
-    "  --seed=N     (default 4141)\n";
+    "  --seed=N     (default 4141)\n"
+    "  --shuffle=N  1: Larson's warm-up, every worker's blocks scattered over the heap (default 1)\n";
 
 // Own cache lines, and the generator in a local while a life runs: the
 // slots are the workload's state, not the allocator's, and must not share.
@@ -107,15 +109,49 @@ static void *life_main(void *arg) {
   return NULL;
 }
 
+// Larson's warm-up: a random permutation of all the blocks over all the
+// slots, then 4 x N random replacements by the main thread. So each
+// worker's blocks are scattered over the whole heap, next to the other
+// workers' blocks; an allocator whose frees go back to the block's owner
+// gives each worker compact memory of its own again, one that reuses
+// freed blocks where they are freed keeps them scattered.
+static void warmup_shuffle(uint64_t seed) {
+  uint64_t n = g.threads * g.blocks, range = g.max_size - g.min_size + 1;
+  uint32_t rng = bench_seed_for(seed, 1u << 20);
+  for (uint64_t k = n; k > 1; k--) {
+    uint64_t a = k - 1, b = bench_xorshift32(&rng) % k;
+    struct slot *sa = &g.slots[a / g.blocks], *sb = &g.slots[b / g.blocks];
+    char *bp = sb->blocks[b % g.blocks];
+    uint32_t bs = sb->sizes[b % g.blocks];
+    sb->blocks[b % g.blocks] = sa->blocks[a % g.blocks];
+    sb->sizes[b % g.blocks] = sa->sizes[a % g.blocks];
+    sa->blocks[a % g.blocks] = bp;
+    sa->sizes[a % g.blocks] = bs;
+  }
+  for (uint64_t k = 0; k < 4 * n; k++) {
+    uint64_t v = bench_xorshift32(&rng) % n;
+    struct slot *sv = &g.slots[v / g.blocks];
+    free(sv->blocks[v % g.blocks]);
+    size_t sz = (size_t)(g.min_size + bench_xorshift32(&rng) % range);
+    char *p = malloc(sz);
+    if (!p)
+      bench_fail("malloc(%zu) returned NULL", sz);
+    fill(p, sz);
+    sv->blocks[v % g.blocks] = p;
+    sv->sizes[v % g.blocks] = (uint32_t)sz;
+  }
+}
+
 int main(int argc, char **argv) {
   bench_args_init(argc, argv, "larson_respawn", usage);
   g.threads = bench_arg_u64("threads", 16);
   g.blocks = bench_arg_u64("blocks", 5000);
-  g.life = bench_arg_u64("life", 50000);
-  g.lives = bench_arg_u64("lives", 8);
+  g.life = bench_arg_u64("life", 500000);
+  g.lives = bench_arg_u64("lives", 2);
   g.min_size = bench_arg_u64("min", 8);
   g.max_size = bench_arg_u64("max", 1000);
   uint64_t seed = bench_arg_u64("seed", 4141);
+  uint64_t shuffle = bench_arg_u64("shuffle", 1);
   bench_args_done();
   if (g.threads == 0 || g.threads > 1024 || g.blocks == 0 || g.blocks > (1u << 24) ||
       g.life == 0 || g.lives == 0 || g.lives > UINT32_MAX)
@@ -147,6 +183,8 @@ int main(int argc, char **argv) {
       s->sizes[i] = (uint32_t)sz;
     }
   }
+  if (shuffle)
+    warmup_shuffle(seed);
   for (uint64_t t = 0; t < g.threads; t++)
     start_life(&g.slots[t]);
   pthread_mutex_lock(&g.done_lock);
