@@ -6,26 +6,13 @@
  *
  *   hakmem_embed_config IN.ini OUT.c NAME
  */
+#include "c_literal.h"
 #include "internal.h"
 
 #include <stdlib.h>
 
 static struct hak_cfg_raw raw;
 static char text[HAK_CONFIG_MAX];
-
-static void put_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(out, "\\%c", *s);
-        else if ((unsigned char)*s < 32 || (unsigned char)*s > 126)
-            fprintf(out, "\\%03o", (unsigned char)*s);
-        else
-            fputc(*s, out);
-    }
-    fputc('"', out);
-}
 
 int main(int argc, char **argv)
 {
@@ -50,16 +37,16 @@ int main(int argc, char **argv)
     for (int i = 0; i < raw.entry_count; i++) {
         const struct hak_cfg_entry *e = &raw.entries[i];
         fprintf(out, "    { ");
-        put_string(out, e->section);
+        hak_put_c_string(out, e->section);
         fprintf(out, ", ");
-        put_string(out, e->key);
+        hak_put_c_string(out, e->key);
         fprintf(out, ", ");
-        put_string(out, e->value);
+        hak_put_c_string(out, e->value);
         fprintf(out, ", %d },\n", e->line);
     }
     fprintf(out, "    { \"\", \"\", \"\", 0 },\n};\nconst int hak_embedded_entry_count = %d;\n", raw.entry_count);
     fprintf(out, "const char hak_embedded_name[] = ");
-    put_string(out, argv[3]);
+    hak_put_c_string(out, argv[3]);
     fprintf(out, ";\n");
     return fclose(out) ? 1 : 0;
 }

@@ -11,6 +11,7 @@
  * .so files, so a bundle is only made of a config `hakmem check` accepts.
  * The C compiler ($CC, else cc) compiles the generated table and links.
  */
+#include "../c_literal.h"
 #include "cli.h"
 
 #include <errno.h>
@@ -39,20 +40,6 @@ struct bundle_box {
 static void usage(void)
 {
     fprintf(stderr, "usage: hakmem bundle -c CONFIG -o OUT.so [-s key=value]...\n");
-}
-
-static void put_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(out, "\\%c", *s);
-        else if ((unsigned char)*s < 32 || (unsigned char)*s > 126)
-            fprintf(out, "\\%03o", (unsigned char)*s);
-        else
-            fputc(*s, out);
-    }
-    fputc('"', out);
 }
 
 /* The archive beside the .so the resolution loaded (or, for a box the
@@ -111,21 +98,21 @@ static int write_source(const char *path, const struct hak_cfg_raw *raw, const c
         if (!strcmp(e->section, "host") && !strcmp(e->key, "box_dir"))
             continue;
         fprintf(out, "    { ");
-        put_string(out, e->section);
+        hak_put_c_string(out, e->section);
         fprintf(out, ", ");
-        put_string(out, e->key);
+        hak_put_c_string(out, e->key);
         fprintf(out, ", ");
-        put_string(out, e->value);
+        hak_put_c_string(out, e->value);
         fprintf(out, ", %d },\n", e->line);
         kept++;
     }
     fprintf(out, "    { \"\", \"\", \"\", 0 },\n};\nconst int hak_embedded_entry_count = %d;\n", kept);
     fprintf(out, "const char hak_embedded_name[] = ");
-    put_string(out, name);
+    hak_put_c_string(out, name);
     fprintf(out, ";\nconst struct hak_builtin_box hak_builtin_boxes[] = {\n");
     for (int i = 0; i < count; i++) {
         fprintf(out, "    { ");
-        put_string(out, boxes[i].plugin);
+        hak_put_c_string(out, boxes[i].plugin);
         fprintf(out, ", hak_box_describe_%s },\n", boxes[i].symbol);
     }
     fprintf(out, "};\nconst int hak_builtin_box_count = %d;\n", count);

@@ -11,6 +11,8 @@
 #include "cli.h"
 #include "trace.h"
 
+#include <box_api/hakmem_util.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -31,30 +33,6 @@ static int by_pid_image(const void *a, const void *b)
     if (x->pid != y->pid)
         return x->pid < y->pid ? -1 : 1;
     return x->image < y->image ? -1 : x->image > y->image;
-}
-
-/* FILE with %p as pid (and %% as %); reports whether %p was there. */
-static int expand_name(const char *pattern, uint64_t pid, char *out, size_t len, int *had_pid)
-{
-    size_t used = 0;
-    *had_pid = 0;
-    for (const char *p = pattern; *p; p++) {
-        int n;
-        if (p[0] == '%' && p[1] == 'p') {
-            n = snprintf(out + used, len - used, "%llu", (unsigned long long)pid);
-            *had_pid = 1;
-            p++;
-        } else if (p[0] == '%' && p[1] == '%') {
-            n = snprintf(out + used, len - used, "%%");
-            p++;
-        } else {
-            n = snprintf(out + used, len - used, "%c", *p);
-        }
-        if (n < 0 || (size_t)n >= len - used)
-            return -1;
-        used += (size_t)n;
-    }
-    return 0;
 }
 
 static int add_set(char *buf, size_t cap, const char *item)
@@ -220,7 +198,7 @@ int cmd_record(int argc, char **argv)
     for (size_t k = 0; k < n; k++) {
         char name[PATH_MAX], full[PATH_MAX + 64];
         int had_pid;
-        if (expand_name(out, files[k].pid, name, sizeof name, &had_pid)) {
+        if (hak_path_expand(out, (unsigned long long)files[k].pid, name, sizeof name, &had_pid)) {
             fprintf(stderr, "hakmem record: output name %s is too long\n", out);
             failed = 1;
             break;

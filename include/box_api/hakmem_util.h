@@ -43,16 +43,23 @@ static inline void hak_stats_add(struct hak_stats *out, const struct hak_stats *
     out->cached_bytes += s->cached_bytes;
 }
 
-/* A file name pattern with %p replaced by the pid and %% by %, so each
+/* A file name pattern with %p replaced by a pid and %% by %, so each
  * process of a script or a forking program writes its own report (the
- * host's stats_file, telemetry's json_file). Returns -1 if it does not fit. */
-static inline int hak_path_expand_pid(const char *pattern, char *out, size_t len)
+ * host's stats_file, telemetry's json_file, `hakmem record`'s traces).
+ * had_pid (if not NULL) tells whether %p was there. Returns -1 if it does
+ * not fit. */
+static inline int hak_path_expand(const char *pattern, unsigned long long pid, char *out,
+                                  size_t len, int *had_pid)
 {
     size_t used = 0;
+    if (had_pid)
+        *had_pid = 0;
     for (const char *p = pattern; *p; p++) {
         int n;
         if (p[0] == '%' && p[1] == 'p') {
-            n = snprintf(out + used, len - used, "%ld", (long)getpid());
+            n = snprintf(out + used, len - used, "%llu", pid);
+            if (had_pid)
+                *had_pid = 1;
             p++;
         } else if (p[0] == '%' && p[1] == '%') {
             n = snprintf(out + used, len - used, "%%");
@@ -65,6 +72,12 @@ static inline int hak_path_expand_pid(const char *pattern, char *out, size_t len
         used += (size_t)n;
     }
     return 0;
+}
+
+/* The same with this process's pid. */
+static inline int hak_path_expand_pid(const char *pattern, char *out, size_t len)
+{
+    return hak_path_expand(pattern, (unsigned long long)getpid(), out, len, NULL);
 }
 
 #endif
