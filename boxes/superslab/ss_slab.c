@@ -143,12 +143,14 @@ static void ss_warm_push(struct ss_inst *in, struct ss_slab *s, uint64_t now)
     s->freed_ns = now;
     s->warm_prev = NULL;
     s->warm_next = in->warm_head;
-    if (in->warm_head)
+    if (in->warm_head) {
         in->warm_head->warm_prev = s;
-    else
+    } else {
         in->warm_tail = s;
+        atomic_store_explicit(&in->warm_oldest_ns, now, memory_order_relaxed);
+    }
     in->warm_head = s;
-    in->warm_count++;
+    atomic_store_explicit(&in->warm_count, in->warm_count + 1, memory_order_relaxed);
 }
 
 static void ss_warm_remove(struct ss_inst *in, struct ss_slab *s)
@@ -157,13 +159,16 @@ static void ss_warm_remove(struct ss_inst *in, struct ss_slab *s)
         s->warm_prev->warm_next = s->warm_next;
     else
         in->warm_head = s->warm_next;
-    if (s->warm_next)
+    if (s->warm_next) {
         s->warm_next->warm_prev = s->warm_prev;
-    else
+    } else {
         in->warm_tail = s->warm_prev;
+        atomic_store_explicit(&in->warm_oldest_ns, in->warm_tail ? in->warm_tail->freed_ns : 0,
+                              memory_order_relaxed);
+    }
     s->warm_next = s->warm_prev = NULL;
     s->committed = 0;
-    in->warm_count--;
+    atomic_store_explicit(&in->warm_count, in->warm_count - 1, memory_order_relaxed);
 }
 
 /* A SuperSlab leaving the instance takes its slabs off the warm list. */
@@ -351,12 +356,13 @@ static size_t ss_purge_warm(struct ss_inst *in, void *tls, uint64_t now, bool al
     }
 }
 
-/* Cheap check before taking the lock: anything to purge? Racy reads are
- * fine, a purge that finds nothing costs one lock round. */
+/* Cheap check before taking the lock: anything to purge? The two atomics
+ * may be a moment stale; a purge that finds nothing costs one lock round. */
 static void ss_maybe_purge(struct ss_inst *in, void *tls, uint64_t now)
 {
-    struct ss_slab *tail = in->warm_tail;
-    if (tail && (in->warm_count > in->warm_max || now - tail->freed_ns >= in->purge_delay_ns))
+    uint64_t oldest = atomic_load_explicit(&in->warm_oldest_ns, memory_order_relaxed);
+    if (oldest && (atomic_load_explicit(&in->warm_count, memory_order_relaxed) > in->warm_max ||
+                   now - oldest >= in->purge_delay_ns))
         ss_purge_warm(in, tls, now, false);
 }
 

@@ -114,7 +114,11 @@ struct ss_inst {
     uint64_t superslabs;               /* held now */
     uint64_t free_slabs;               /* slabs not in use, in held SuperSlabs */
     struct ss_slab *warm_head, *warm_tail; /* free committed slabs, newest first */
-    uint64_t warm_count;
+    /* Written under the lock, read without it by ss_maybe_purge: the list
+     * length and the oldest slab's freed_ns (0: empty), so the check never
+     * touches a slab record another thread may be giving back. */
+    _Atomic uint64_t warm_count;
+    _Atomic uint64_t warm_oldest_ns;
     uint64_t orphan_slabs;
 };
 
