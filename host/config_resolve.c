@@ -528,6 +528,8 @@ static int routes(struct hak_plan *plan, const struct hak_cfg_raw *raw, struct h
             FAIL(e, "[route] '%s': expected a size range LO-HI such as 1-1K or 2M-max", e->key);
         if (r->lo == 0)
             r->lo = 1; /* malloc(0) is served as malloc(1) */
+        if (r->hi < r->lo) /* 0-0: malloc(0) is malloc(1), so no size is left */
+            FAIL(e, "[route] '%s': the range holds no size (malloc(0) is served as malloc(1))", e->key);
         r->line = e->line;
         char list[HAK_VALUE_MAX];
         copy_text(list, sizeof list, e->value, strlen(e->value));
