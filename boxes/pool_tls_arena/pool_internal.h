@@ -116,6 +116,7 @@ struct pool_chunk {
     bool avail;                               /* on the thread's avail list */
     uint64_t orphan_dirty;                    /* its dirty bytes counted in
                                                  pool_inst.orphan_dirty */
+    uint64_t orphaned_ns;                     /* when its thread left it */
     uint8_t slab_of[POOL_CHUNK_MAX_GRANULES]; /* granule -> its slab's first */
     _Alignas(64) struct pool_slab slab[];     /* indexed by first granule */
 };
@@ -290,7 +291,7 @@ bool pool_adopt_orphan(struct pool_tls *t);
 void pool_tick_check(struct pool_tls *t);
 void pool_note_dirty(struct pool_tls *t);
 size_t pool_purge_all(struct pool_tls *t);
-size_t pool_reclaim_orphans(struct pool_tls *t, unsigned max);
+size_t pool_reclaim_orphans(struct pool_tls *t, unsigned max, uint64_t now, bool force);
 void pool_thread_exit(void *inst, void *tls);
 size_t pool_chunk_dirty_granules(const struct pool_chunk *ch);
 
