@@ -243,6 +243,11 @@ static int host_key(struct hak_plan *plan, const struct hak_cfg_entry *e, struct
     } else if (!strcmp(e->key, "hardened")) {
         if (parse_bool(v, &plan->hardened))
             FAIL(e, "[host] hardened: expected on or off, got '%s'", v);
+    } else if (!strcmp(e->key, "remote_frees")) {
+        int i = enum_index("local|home", v);
+        if (i < 0)
+            FAIL(e, "[host] remote_frees: expected local or home, got '%s'", v);
+        plan->remote_home = i == 1;
     } else if (!strcmp(e->key, "builtin_boxes")) {
         if (parse_bool(v, &hak_plugin_builtins_enabled))
             FAIL(e, "[host] builtin_boxes: expected on or off, got '%s'", v);
@@ -252,7 +257,7 @@ static int host_key(struct hak_plan *plan, const struct hak_cfg_entry *e, struct
         /* resolved once the boxes are known */
     } else {
         FAIL(e, "[host] unknown key '%s' (expected stats, stats_file, on_config_error, "
-                "on_bad_free, hardened, box_dir, builtin_boxes or terminal)", e->key);
+                "on_bad_free, hardened, remote_frees, box_dir, builtin_boxes or terminal)", e->key);
     }
     return 0;
 }
@@ -647,10 +652,10 @@ static int resolve(struct hak_plan *plan, const struct hak_cfg_raw *raw, const c
         order_boxes(plan, raw->file, err) || fronts_and_links(plan, raw->file, err) ||
         routes(plan, raw, err) || terminal(plan, raw, err))
         return -1;
-    /* Thread block layout: 64 bytes for the host (an always-empty fast
-     * stack for routes without one), then one cache-line-aligned slice per
-     * instance. */
-    uint32_t offset = 64;
+    /* Thread block layout: the host's bytes (an always-empty fast stack
+     * for routes without one, the thread's token, always-full stacks:
+     * internal.h), then one cache-line-aligned slice per instance. */
+    uint32_t offset = HAK_BLOCK_HOST_BYTES;
     for (int i = 0; i < plan->instance_count; i++) {
         struct hak_instance *in = &plan->instances[i];
         in->tls_offset = offset;

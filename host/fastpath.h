@@ -5,9 +5,11 @@
  *
  * malloc (size <= 1 KB): the thread block, the route slot of (size + 15) >> 4,
  * and a pop from the routed front's fast stack; else one call into the box.
- * free: one region-map lookup; a granule with the fast bit is a class block
- * of the fast owner and is pushed on this thread's stack of its class; else
- * one call into the owner's free entry.
+ * free: one region-map lookup; a granule marked as this thread's (the box
+ * marks a slab for the thread it hands the slab to: set_thread_owner) is a
+ * class block of the fast owner and is pushed on this thread's stack of its
+ * class; a block of another thread's slab goes home through the front's
+ * free_remote; else one call into the owner's free entry.
  */
 #ifndef HAKMEM_HOST_FASTPATH_H
 #define HAKMEM_HOST_FASTPATH_H
@@ -23,9 +25,15 @@ struct route_slot {
 /* 32 bytes, so the free path indexes it with one shift; what only slow
  * paths need lives in owner_info. */
 struct owner_slot {
+    /* A granule marked as the calling thread's whose push failed (stack
+     * full, not a block start, a double free): the free entry decides. */
     void (*free)(void *tls, void *p, uint16_t tag);
     uint32_t free_tls;
-    uint32_t reserved[5];
+    uint32_t other_tls;
+    /* Every other free: for the fast owner the front's free_remote (the
+     * block is another thread's, or nobody's), for other owners = free. */
+    void (*other)(void *tls, void *p, uint16_t tag);
+    uint32_t reserved[2];
 };
 
 _Static_assert(sizeof(struct owner_slot) == 32, "one shift to index");
@@ -60,10 +68,13 @@ static inline __attribute__((always_inline)) void *hak_malloc_fast(size_t size)
 static inline __attribute__((always_inline)) void hak_free_fast(void *p)
 {
     char *block = hak_tls_block;
-    uint32_t raw = hak_region_lookup_raw(p);
-    if (HAK_LIKELY(raw & HAK_REGION_FAST)) {
-        /* A class block of the fast owner: push on this thread's stack of
-         * its class (in hak_null_block every stack is full: slow path). */
+    uint64_t slot = hak_region_lookup_wide(p);
+    uint32_t raw = (uint32_t)slot;
+    uint32_t token = hak_block_token(block);
+    if (HAK_LIKELY((uint32_t)(slot >> 32) == token)) {
+        /* A class block of a slab this thread allocates from: push on its
+         * stack of the class (the null block matches only an empty slot,
+         * tag 0, whose stack there is full: slow path). */
         struct hak_fast_stack *stack =
             (struct hak_fast_stack *)(block + hak_fast_base + (raw & 0xffff) * HAK_FAST_STACK_STRIDE);
         void **top = stack->top;
@@ -86,7 +97,10 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p)
         return;
     }
     const struct owner_slot *o = &hak_owners[entry >> 16];
-    o->free(block + o->free_tls, p, (uint16_t)entry);
+    if (HAK_LIKELY((uint32_t)(slot >> 32) != token))
+        o->other(block + o->other_tls, p, (uint16_t)entry);
+    else
+        o->free(block + o->free_tls, p, (uint16_t)entry);
 }
 
 #endif

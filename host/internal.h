@@ -124,6 +124,7 @@ struct hak_plan {
     enum hak_on_error on_config_error;
     int bad_free_abort;
     int hardened;
+    int remote_home;          /* [host] remote_frees = home */
     int terminal;             /* instance index */
     int instance_count;
     int route_count;
@@ -191,7 +192,27 @@ int hak_object_dir(const void *addr, char *out, size_t len);
 #define HAK_REGION_TOP_BITS 16  /* addresses below 2^48 */
 #define HAK_REGION_LEAF_BITS 16 /* 4 GB per leaf at 64 KB granules */
 
-extern HAK_HIDDEN uint32_t *_Atomic hak_region_top[1u << HAK_REGION_TOP_BITS];
+/* A granule's slot: the entry (owner << 16 | tag, and HAK_REGION_FAST) and
+ * the thread its blocks belong to (set_thread_owner), loaded together by
+ * the free path. thread is the owning thread block's token, or
+ * HAK_REGION_NOBODY; it is 0 only where the entry is 0 too, so the null
+ * block (token 0) matches nothing but an empty slot, whose tag 0 indexes a
+ * stack of the null block that is always full. */
+struct hak_region_slot {
+    uint32_t entry;
+    uint32_t thread;
+};
+#define HAK_REGION_NOBODY 0xFFFFFFFFu
+/* [host] remote_frees = local: every thread has this token and every
+ * class granule of the fast owner carries it, so any thread's free of any
+ * class block is pushed on its own stack (no per-thread marks). */
+#define HAK_TOKEN_SHARED 1u
+
+/* What hak_region_set writes beside a fast-owner class entry: the shared
+ * token (local) or HAK_REGION_NOBODY until the box marks the slab (home). */
+extern HAK_HIDDEN uint32_t hak_region_fast_thread;
+
+extern HAK_HIDDEN struct hak_region_slot *_Atomic hak_region_top[1u << HAK_REGION_TOP_BITS];
 
 /* Internally an entry may carry HAK_REGION_FAST: the granule's owner has a
  * front with fast stacks and the tag is one of its classes, so the free
@@ -211,19 +232,29 @@ static inline uint32_t hak_region_entry(uint16_t owner, uint16_t tag)
     return e;
 }
 
-static inline uint32_t hak_region_lookup_raw(const void *p)
+static inline struct hak_region_slot *hak_region_slot_of(struct hak_region_slot *leaf, uintptr_t a)
+{
+    return &leaf[(a >> HAK_GRANULE_SHIFT) & ((1u << HAK_REGION_LEAF_BITS) - 1)];
+}
+
+/* The slot as one 64-bit word: entry in the low half, thread in the high. */
+static inline uint64_t hak_region_lookup_wide(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
     uintptr_t hi = a >> 32;
     if (HAK_UNLIKELY(hi > 0xffff))
         return 0;
-    uint32_t *leaf = atomic_load_explicit(&hak_region_top[hi], memory_order_relaxed);
+    struct hak_region_slot *leaf = atomic_load_explicit(&hak_region_top[hi], memory_order_relaxed);
     if (HAK_UNLIKELY(!leaf))
         return 0;
     /* Relaxed atomic: another thread may retag the granule concurrently
      * (a span handed over or unmapped); the same mov on x86-64. */
-    return __atomic_load_n(&leaf[(a >> HAK_GRANULE_SHIFT) & ((1u << HAK_REGION_LEAF_BITS) - 1)],
-                           __ATOMIC_RELAXED);
+    return __atomic_load_n((const uint64_t *)hak_region_slot_of(leaf, a), __ATOMIC_RELAXED);
+}
+
+static inline uint32_t hak_region_lookup_raw(const void *p)
+{
+    return (uint32_t)hak_region_lookup_wide(p);
 }
 
 static inline uint32_t hak_region_lookup(const void *p)
@@ -237,6 +268,9 @@ int hak_region_set(const void *p, size_t bytes, uint32_t entry, uint64_t *lost);
 /* Set HAK_REGION_FAST on every entry that now qualifies (at start-up, once
  * the fast owner is known: boxes may have mapped memory while starting). */
 void hak_region_mark_fast(void);
+/* Mark the fast-owner class granules of [p, p + bytes) as thread token's
+ * (HAK_REGION_NOBODY: nobody's); other granules are left alone. */
+void hak_region_set_thread(const void *p, size_t bytes, uint32_t token);
 void hak_region_fork_prepare(void);
 void hak_region_fork_parent(void);
 void hak_region_fork_child(void);
@@ -284,6 +318,24 @@ int hak_trim(void);
  * empty and full at once and the fast paths fall to the slow ones, which
  * check for it. That spares the fast paths a NULL test. */
 #define HAK_NULL_BLOCK_BYTES (256u * 1024u)
+
+/* A block's first 64 bytes are the host's: an always-empty fast stack
+ * (route slots without a stack point at it) and, here, the thread's token:
+ * what set_thread_owner writes into a slab's region-map slot and the free
+ * path compares. Tokens are never 0 (the null block's) nor
+ * HAK_REGION_NOBODY, and a block gets a new one for each thread. */
+#define HAK_BLOCK_TOKEN_OFF 56u
+/* Then 16 fast stacks that stay zero, so always full: the free path's
+ * stacks when the front that owns the marked slabs has none of its own
+ * (tiny_hot_ring's rings). A push there fails and the free reaches the
+ * front's free; the marks still send other threads' blocks home. */
+#define HAK_BLOCK_FULL_STACKS_OFF 64u
+#define HAK_BLOCK_FULL_STACKS 16u
+#define HAK_BLOCK_HOST_BYTES (HAK_BLOCK_FULL_STACKS_OFF + HAK_BLOCK_FULL_STACKS * HAK_FAST_STACK_STRIDE)
+static inline uint32_t hak_block_token(const char *block)
+{
+    return *(const uint32_t *)(block + HAK_BLOCK_TOKEN_OFF);
+}
 extern HAK_HIDDEN char hak_null_block[HAK_NULL_BLOCK_BYTES];
 extern __thread char *hak_tls_block __attribute__((tls_model("initial-exec")));
 

@@ -2,8 +2,9 @@
  * The region map: address -> (owner, tag) per 64 KB granule.
  *
  * A two-level radix table over the 48-bit address space: a static top level
- * of 65536 leaf pointers (one per 4 GB), leaves of 65536 32-bit entries
- * (256 KB each, mapped on first use and never freed). A lookup is two
+ * of 65536 leaf pointers (one per 4 GB), leaves of 65536 8-byte slots
+ * (512 KB each, mapped on first use and never freed; a slot is the entry
+ * and the thread the granule's blocks belong to). A lookup is two
  * dependent loads, for any pointer, including ones the host never saw. A flat
  * table would save one load but needs an 8 GB reservation, which breaks
  * programs run under RLIMIT_AS; the radix leaves cost only what is touched.
@@ -13,7 +14,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 
-uint32_t *_Atomic hak_region_top[1u << HAK_REGION_TOP_BITS];
+struct hak_region_slot *_Atomic hak_region_top[1u << HAK_REGION_TOP_BITS];
 
 static hak_spinlock leaf_lock = HAK_SPINLOCK_INIT;
 
@@ -27,16 +28,16 @@ static struct { uintptr_t lo, end; } early_spans[EARLY_SPANS];
 static int early_count; /* EARLY_SPANS + 1: overflowed */
 static int early_done;
 
-static uint32_t *leaf_for(uintptr_t a)
+static struct hak_region_slot *leaf_for(uintptr_t a)
 {
     size_t top = a >> 32;
-    uint32_t *leaf = atomic_load_explicit(&hak_region_top[top], memory_order_acquire);
+    struct hak_region_slot *leaf = atomic_load_explicit(&hak_region_top[top], memory_order_acquire);
     if (leaf)
         return leaf;
     hak_spin_lock(&leaf_lock);
     leaf = atomic_load_explicit(&hak_region_top[top], memory_order_acquire);
     if (!leaf) {
-        void *m = mmap(NULL, sizeof(uint32_t) << HAK_REGION_LEAF_BITS, PROT_READ | PROT_WRITE,
+        void *m = mmap(NULL, sizeof(struct hak_region_slot) << HAK_REGION_LEAF_BITS, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (m != MAP_FAILED) {
             leaf = m;
@@ -58,19 +59,46 @@ int hak_region_set(const void *p, size_t bytes, uint32_t entry, uint64_t *lost)
             early_spans[early_count].lo = a, early_spans[early_count].end = end;
         early_count++;
     }
+    /* A new owner or tag starts with nobody's thread, or the shared token
+     * for a class entry under remote_frees = local (see struct
+     * hak_region_slot: thread 0 only with entry 0). */
+    uint64_t word = !entry ? 0
+                    : (uint64_t)((entry & HAK_REGION_FAST) ? hak_region_fast_thread : HAK_REGION_NOBODY) << 32 |
+                          entry;
     for (; a < end; a += HAK_GRANULE) {
-        uint32_t *leaf = leaf_for(a);
+        struct hak_region_slot *leaf = leaf_for(a);
         if (!leaf)
             return -1;
-        uint32_t *slot = &leaf[(a >> HAK_GRANULE_SHIFT) & ((1u << HAK_REGION_LEAF_BITS) - 1)];
-        uint32_t old = __atomic_load_n(slot, __ATOMIC_RELAXED) & ~HAK_REGION_FAST;
+        uint64_t *slot = (uint64_t *)hak_region_slot_of(leaf, a);
+        uint32_t old = (uint32_t)__atomic_load_n(slot, __ATOMIC_RELAXED) & ~HAK_REGION_FAST;
         if (lost && old)
             lost[old >> 16] += HAK_GRANULE;
-        __atomic_store_n(slot, entry, __ATOMIC_RELEASE);
+        __atomic_store_n(slot, word, __ATOMIC_RELEASE);
     }
     return 0;
 }
 
+/* Only the box owning the granules calls this (a slab it hands to a
+ * thread), so no other writer races the load and store of one slot. */
+void hak_region_set_thread(const void *p, size_t bytes, uint32_t token)
+{
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(HAK_GRANULE - 1);
+    uintptr_t end = (uintptr_t)p + bytes;
+    if (end >> 48)
+        return;
+    for (; a < end; a += HAK_GRANULE) {
+        struct hak_region_slot *leaf = atomic_load_explicit(&hak_region_top[a >> 32], memory_order_acquire);
+        if (!leaf)
+            continue;
+        uint64_t *slot = (uint64_t *)hak_region_slot_of(leaf, a);
+        uint64_t word = __atomic_load_n(slot, __ATOMIC_RELAXED);
+        if (!((uint32_t)word & HAK_REGION_FAST))
+            continue;
+        __atomic_store_n(slot, (uint64_t)token << 32 | (uint32_t)word, __ATOMIC_RELEASE);
+    }
+}
+
+uint32_t hak_region_fast_thread = HAK_REGION_NOBODY;
 uint16_t hak_fast_owner;
 uint32_t hak_fast_classes;
 uint32_t hak_fast_base;
@@ -78,13 +106,16 @@ uint32_t hak_fast_base;
 static void mark_fast_span(uintptr_t a, uintptr_t end)
 {
     for (; a < end; a += HAK_GRANULE) {
-        uint32_t *leaf = atomic_load_explicit(&hak_region_top[a >> 32], memory_order_acquire);
+        struct hak_region_slot *leaf = atomic_load_explicit(&hak_region_top[a >> 32], memory_order_acquire);
         if (!leaf)
             continue;
-        uint32_t *slot = &leaf[(a >> HAK_GRANULE_SHIFT) & ((1u << HAK_REGION_LEAF_BITS) - 1)];
-        uint32_t e = __atomic_load_n(slot, __ATOMIC_RELAXED) & ~HAK_REGION_FAST;
-        if (e)
-            __atomic_store_n(slot, hak_region_entry((uint16_t)(e >> 16), (uint16_t)e), __ATOMIC_RELAXED);
+        uint64_t *slot = (uint64_t *)hak_region_slot_of(leaf, a);
+        uint32_t e = (uint32_t)__atomic_load_n(slot, __ATOMIC_RELAXED) & ~HAK_REGION_FAST;
+        if (e) {
+            e = hak_region_entry((uint16_t)(e >> 16), (uint16_t)e);
+            uint32_t thread = (e & HAK_REGION_FAST) ? hak_region_fast_thread : HAK_REGION_NOBODY;
+            __atomic_store_n(slot, (uint64_t)thread << 32 | e, __ATOMIC_RELAXED);
+        }
     }
 }
 

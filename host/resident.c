@@ -256,20 +256,20 @@ void hak_resident_measure(struct hak_resident_report *out)
     const uint32_t leaf_entries = 1u << HAK_REGION_LEAF_BITS;
     const size_t run_max = 64; /* granules per mincore: a 1 KB vector */
     for (size_t top = 0; top < (1u << HAK_REGION_TOP_BITS); top++) {
-        uint32_t *leaf = atomic_load_explicit(&hak_region_top[top], memory_order_acquire);
+        struct hak_region_slot *leaf = atomic_load_explicit(&hak_region_top[top], memory_order_acquire);
         if (!leaf)
             continue;
-        out->host += resident_of(leaf, sizeof(uint32_t) * leaf_entries);
-        out->host_mapped += sizeof(uint32_t) * leaf_entries;
+        out->host += resident_of(leaf, sizeof *leaf * leaf_entries);
+        out->host_mapped += sizeof *leaf * leaf_entries;
         for (uint32_t i = 0; i < leaf_entries;) {
-            uint32_t e = __atomic_load_n(&leaf[i], __ATOMIC_RELAXED) & ~HAK_REGION_FAST;
+            uint32_t e = __atomic_load_n(&leaf[i].entry, __ATOMIC_RELAXED) & ~HAK_REGION_FAST;
             if (!e) {
                 i++;
                 continue;
             }
             uint32_t j = i + 1;
             while (j < leaf_entries && j - i < run_max &&
-                   (__atomic_load_n(&leaf[j], __ATOMIC_RELAXED) & ~HAK_REGION_FAST) == e)
+                   (__atomic_load_n(&leaf[j].entry, __ATOMIC_RELAXED) & ~HAK_REGION_FAST) == e)
                 j++;
             uintptr_t addr = ((uintptr_t)top << 32) | ((uintptr_t)i << HAK_GRANULE_SHIFT);
             uint64_t r = resident_of((const void *)addr, (size_t)(j - i) << HAK_GRANULE_SHIFT);

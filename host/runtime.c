@@ -29,7 +29,7 @@ static void free_foreign(void *tls, void *p, uint16_t tag);
 struct route_slot hak_small_routes[HAK_SMALL_MAX / 16 + 1];
 /* Slot 0 is usable before start: frees of start-up and glibc memory. */
 struct owner_slot hak_owners[HAK_MAX_INSTANCES + 1] = {
-    [0] = { .free = free_foreign },
+    [0] = { .free = free_foreign, .other = free_foreign },
 };
 static struct owner_info owner_info[HAK_MAX_INSTANCES + 1] = {
     [0] = { .instance = -1 },
@@ -112,6 +112,17 @@ static int has_fast_stacks(const struct hak_plan *plan, const struct hak_instanc
            d->fast_stack_stride == HAK_FAST_STACK_STRIDE && d->ops.class_count && d->ops.class_size;
 }
 
+/* Does the free path route this free entry's class blocks by thread (a
+ * front with fast stacks the host pushes on, or with free_remote)? Not
+ * when hardened: fronts then hand every free to the box below, which
+ * checks it and sends other threads' blocks home itself. */
+static int routes_frees(const struct hak_plan *plan, const struct hak_instance *in)
+{
+    const struct hak_box_desc *d = in->desc;
+    return !plan->hardened && (d->flags & HAK_BOX_FLAG_FRONT) && d->ops.class_count &&
+           (has_fast_stacks(plan, in) || d->ops.free_remote);
+}
+
 /* The classes of the box the direct table is being built for, asked once
  * (two indirect calls per slot were 5K instructions of every start). */
 #define CLASS_CACHE_MAX 64
@@ -175,7 +186,7 @@ static void build_tables(const struct hak_plan *plan)
                                             .alloc_zeroed = in->desc->ops.alloc_zeroed,
                                             .tls_offset = in->tls_offset };
     }
-    hak_owners[0] = (struct owner_slot){ .free = free_foreign };
+    hak_owners[0] = (struct owner_slot){ .free = free_foreign, .other = free_foreign };
     owner_info[0] = (struct owner_info){ .instance = -1 };
     for (int i = 0; i < plan->instance_count; i++) {
         const struct hak_instance *in = &plan->instances[i];
@@ -183,21 +194,32 @@ static void build_tables(const struct hak_plan *plan)
         owner_info[in->owner] = (struct owner_info){ .own_tls = in->tls_offset, .instance = i };
         if (in->desc->roles & HAK_ROLE_ALLOC) {
             const struct hak_instance *entry = &plan->instances[in->free_entry];
-            *o = (struct owner_slot){ .free = entry->desc->ops.free, .free_tls = entry->tls_offset };
-            /* The first owner whose free entry has fast stacks gets the
-             * region map's fast bit (one such owner: the bit is all the
-             * free path looks at). */
-            if (has_fast_stacks(plan, entry) && !(in->desc->flags & HAK_BOX_FLAG_FRONT) && !hak_fast_owner) {
-                hak_fast_base = entry->tls_offset + entry->desc->fast_stack_offset;
-                hak_fast_classes = entry->desc->ops.class_count(entry->inst);
+            *o = (struct owner_slot){ .free = entry->desc->ops.free, .free_tls = entry->tls_offset,
+                                      .other = entry->desc->ops.free, .other_tls = entry->tls_offset };
+            /* The first owner whose free entry is a front with fast stacks
+             * or free_remote gets the region map's fast bit and thread
+             * marks (one such owner: they are all the free path looks at).
+             * Without stacks of its own the front's are the block's
+             * always-full ones, so pushes fail and its free decides. */
+            if (routes_frees(plan, entry) && !(in->desc->flags & HAK_BOX_FLAG_FRONT) && !hak_fast_owner) {
+                uint32_t classes = entry->desc->ops.class_count(entry->inst);
+                if (has_fast_stacks(plan, entry)) {
+                    hak_fast_base = entry->tls_offset + entry->desc->fast_stack_offset;
+                } else {
+                    hak_fast_base = HAK_BLOCK_FULL_STACKS_OFF;
+                    classes = classes < HAK_BLOCK_FULL_STACKS ? classes : HAK_BLOCK_FULL_STACKS;
+                }
+                hak_fast_classes = classes;
                 hak_fast_owner = in->owner;
+                if (entry->desc->ops.free_remote && plan->remote_home)
+                    o->other = entry->desc->ops.free_remote;
             }
         } else {
-            *o = (struct owner_slot){ .free = free_not_alloc };
+            *o = (struct owner_slot){ .free = free_not_alloc, .other = free_not_alloc };
         }
     }
     for (int i = plan->instance_count + 1; i <= HAK_MAX_INSTANCES; i++) {
-        hak_owners[i] = (struct owner_slot){ .free = free_not_alloc };
+        hak_owners[i] = (struct owner_slot){ .free = free_not_alloc, .other = free_not_alloc };
         owner_info[i] = (struct owner_info){ .instance = -1 };
     }
 }
@@ -209,6 +231,8 @@ int hak_runtime_start(struct hak_plan *plan, struct hak_error *err)
     /* glibc's malloc_usable_size and malloc_trim are looked up (dlsym) on
      * first use: most processes never call them. */
     hak_block_secret = hak_host_services.block_secret = hak_make_secret();
+    /* Before any box maps: hak_region_set writes it beside class entries. */
+    hak_region_fast_thread = plan->remote_home ? HAK_REGION_NOBODY : HAK_TOKEN_SHARED;
     hak_plan_active = plan;
     /* Create lower boxes first: a box's links must point at live instances. */
     for (int k = plan->instance_count - 1; k >= 0; k--) {
@@ -325,8 +349,9 @@ __attribute__((noinline)) void hak_free_general(void *p, uint32_t entry)
         o->free(NULL, p, (uint16_t)entry);
         return;
     }
+    /* No thread block of the caller's own: nothing is marked as its. */
     char *block = hak_thread_acquire();
-    o->free(block + o->free_tls, p, (uint16_t)entry);
+    o->other(block + o->other_tls, p, (uint16_t)entry);
     hak_thread_release(block);
 }
 
@@ -483,7 +508,7 @@ void *hak_memalign(size_t align, size_t size)
             if (p && ((uintptr_t)p & (align - 1))) {
                 uint32_t entry = hak_region_lookup(p);
                 const struct owner_slot *o = &hak_owners[entry >> 16];
-                o->free(block + o->free_tls, p, (uint16_t)entry);
+                o->other(block + o->other_tls, p, (uint16_t)entry);
                 p = NULL;
             }
         }

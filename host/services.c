@@ -441,6 +441,14 @@ static size_t libc_usable_size_service(void *p)
     return hak_libc_usable_size(p);
 }
 
+static void svc_set_thread_owner(const void *tls, void *p, size_t bytes)
+{
+    if (hak_region_fast_thread == HAK_TOKEN_SHARED)
+        return; /* remote_frees = local: no marks */
+    uint32_t token = tls ? hak_block_token(((const struct hak_tls_head *)tls)->block) : HAK_REGION_NOBODY;
+    hak_region_set_thread(p, bytes, token);
+}
+
 struct hak_host hak_host_services = {
     .abi_version = HAK_BOX_ABI_VERSION,
     .struct_size = sizeof(struct hak_host),
@@ -464,6 +472,7 @@ struct hak_host hak_host_services = {
     .move = svc_move,
     .thp_mode = hak_thp_mode,
     .advise_huge = svc_advise_huge,
+    .set_thread_owner = svc_set_thread_owner,
 };
 
 void hak_services_fork_prepare(void)

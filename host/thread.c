@@ -37,6 +37,23 @@ static uint32_t rec_count;
 static hak_spinlock orphan_lock = HAK_SPINLOCK_INIT;
 static char *orphan_block;
 
+_Static_assert(sizeof(struct hak_fast_stack) <= HAK_BLOCK_TOKEN_OFF, "the host's 64 bytes");
+
+/* A token per thread, never reused before 2^32 threads have started (a
+ * reused one would only make the free path push another thread's blocks
+ * locally, which is what it did for every block before tokens). */
+static uint32_t new_token(void)
+{
+    static _Atomic uint32_t last = HAK_TOKEN_SHARED;
+    uint32_t t;
+    if (hak_region_fast_thread == HAK_TOKEN_SHARED)
+        return HAK_TOKEN_SHARED; /* remote_frees = local */
+    do
+        t = atomic_fetch_add_explicit(&last, 1, memory_order_relaxed) + 1;
+    while (t <= HAK_TOKEN_SHARED || t == HAK_REGION_NOBODY);
+    return t;
+}
+
 /* fresh: straight from hak_meta_alloc, whose memory is never reused and
  * so still the kernel's zeros (clearing it again touched its pages and
  * cost 15K instructions a process). */
@@ -44,6 +61,7 @@ static void init_block(char *block, uint32_t index, int fresh)
 {
     if (!fresh)
         memset(block, 0, tplan->tls_size);
+    *(uint32_t *)(block + HAK_BLOCK_TOKEN_OFF) = new_token();
     /* Lower boxes first, so a front's thread_init may rely on its below. */
     for (int k = tplan->instance_count - 1; k >= 0; k--) {
         const struct hak_instance *in = &tplan->instances[tplan->order[k]];

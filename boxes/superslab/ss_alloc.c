@@ -84,12 +84,64 @@ static struct ss_slab *ss_next_slab(struct ss_tls *t, uint32_t c)
     return s;
 }
 
+/* ---- borrowed blocks: an idle owner's, reused by the freeing thread ----
+ * Sending a block home helps only an owner that allocates again. One that
+ * has not refilled for owner_idle_ms (larson's main thread, asleep once it
+ * has handed its blocks to the workers) would hold every block sent to it
+ * on its remote stacks while the freeing threads grow the heap. Its blocks
+ * are kept by the freeing slice instead (at most SS_BORROW_MAX per class)
+ * and handed out before its own slabs' blocks, as every tiny free was
+ * before blocks went home. They stay counted as in use by their slab; when
+ * the program frees them again they go home or are borrowed again. */
+enum { SS_BORROW_MAX = 256 };
+
+static void ss_borrow_push(const struct ss_inst *in, struct ss_class_tls *ct, void *p)
+{
+    ss_link_set(in, ss_slab_of(in, p), p, ct->borrowed);
+    ct->borrowed = p;
+    ct->borrowed_n++;
+}
+
+static uint32_t ss_borrow_pop(const struct ss_inst *in, struct ss_class_tls *ct, void **out, uint32_t n)
+{
+    uint32_t k = 0;
+    while (k < n && ct->borrowed) {
+        void *p = ct->borrowed;
+        ct->borrowed = ss_link_get(in, ss_slab_of(in, p), p);
+        out[k++] = p;
+    }
+    ct->borrowed_n -= k;
+    return k;
+}
+
+/* Has s's owner not refilled for owner_idle_ns? What a pusher last saw of
+ * it lives in the slab's remote line (which the push writes anyway). Reads
+ * the clock once per call site (*now 0: not read yet). */
+static bool ss_owner_idle(const struct ss_inst *in, struct ss_slab *s, uint64_t *now)
+{
+    struct ss_tls *o = atomic_load_explicit(&s->owner_slice, memory_order_relaxed);
+    if (!in->owner_idle_ns || !o)
+        return false;
+    if (!*now)
+        *now = in->host->now_ns();
+    uint64_t takes = atomic_load_explicit(&o->takes, memory_order_relaxed);
+    if (takes != atomic_load_explicit(&s->seen_takes, memory_order_relaxed)) {
+        atomic_store_explicit(&s->seen_takes, takes, memory_order_relaxed);
+        atomic_store_explicit(&s->seen_ns, *now, memory_order_relaxed);
+        return false;
+    }
+    return *now - atomic_load_explicit(&s->seen_ns, memory_order_relaxed) >= in->owner_idle_ns;
+}
+
 /* Up to n blocks of class c for this slice; how many it found. */
 static uint32_t ss_take(struct ss_tls *t, uint32_t c, void **out, uint32_t n)
 {
     struct ss_inst *in = ss_inst_of(t);
     struct ss_class_tls *ct = &t->cls[c];
-    uint32_t got = 0;
+    /* Seen by threads deciding whether this slice is idle. */
+    atomic_store_explicit(&t->takes, atomic_load_explicit(&t->takes, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    uint32_t got = ct->borrowed ? ss_borrow_pop(in, ct, out, n) : 0;
     while (got < n) {
         struct ss_slab *s = ct->cur;
         if (!s) {
@@ -98,15 +150,18 @@ static uint32_t ss_take(struct ss_tls *t, uint32_t c, void **out, uint32_t n)
             continue;
         }
         got += ss_pop_local(in, s, out + got, n - got);
-        if (got < n)
-            got += ss_carve(in, s, out + got, n - got);
         if (got == n)
             break;
+        /* Blocks other threads sent home come before fresh ones: carving
+         * first grew the heap while they waited (larson: 1.6x the RSS). */
         if (ss_has_remote(s)) {
             if (ss_drain_remote(in, s))
                 t->drains++;
             continue;
         }
+        got += ss_carve(in, s, out + got, n - got);
+        if (got == n)
+            break;
         /* Nothing left here: park it until its blocks come back. */
         s->list = LIST_FULL;
         ss_list_push(&ct->full, s);
@@ -227,7 +282,9 @@ void ss_free(void *tls, void *p, uint16_t tag)
     }
     *(uintptr_t *)p = mark;
     t->cls[tag].frees++;
-    if (HAK_LIKELY(atomic_load_explicit(&s->owner_id, memory_order_relaxed) == t->id)) {
+    uint64_t owner = atomic_load_explicit(&s->owner_id, memory_order_relaxed);
+    if (HAK_LIKELY(owner == t->id) ||
+        (owner == SS_ORPHAN_ID && ss_may_adopt(t) && ss_adopt_on_free(t, s))) {
         ss_link_set(in, s, p, s->free);
         s->free = p;
         SS_ASSERT(in, s->used > 0);
@@ -247,6 +304,7 @@ void ss_free_batch(void *tls, uint32_t cls, void *const *blocks, uint32_t n)
     struct ss_slab *chain_slab = NULL;
     void *chain_first = NULL, *chain_last = NULL;
     uint32_t chain_n = 0, taken = 0;
+    uint64_t now = 0;
 
     if (HAK_UNLIKELY(cls >= in->nclasses)) {
         for (uint32_t i = 0; i < n; i++)
@@ -265,12 +323,18 @@ void ss_free_batch(void *tls, uint32_t cls, void *const *blocks, uint32_t n)
         }
         *(uintptr_t *)p = (uintptr_t)p ^ in->mark_secret;
         taken++;
-        if (atomic_load_explicit(&s->owner_id, memory_order_relaxed) == t->id) {
+        uint64_t owner = atomic_load_explicit(&s->owner_id, memory_order_relaxed);
+        if (owner == t->id || (owner == SS_ORPHAN_ID && ss_may_adopt(t) && ss_adopt_on_free(t, s))) {
             ss_link_set(in, s, p, s->free);
             s->free = p;
             SS_ASSERT(in, s->used > 0);
             if ((--s->used == 0 && s->list != LIST_CUR) || s->list == LIST_FULL)
                 ss_local_free_slow(t, s);
+            continue;
+        }
+        if (owner != SS_ORPHAN_ID && t->cls[cls].borrowed_n < SS_BORROW_MAX && ss_may_adopt(t) &&
+            ss_owner_idle(in, s, &now)) {
+            ss_borrow_push(in, &t->cls[cls], p);
             continue;
         }
         /* Remote: gather runs of the same slab, one CAS per run. */
@@ -289,6 +353,19 @@ void ss_free_batch(void *tls, uint32_t cls, void *const *blocks, uint32_t n)
     if (chain_n)
         ss_remote_push(t, chain_slab, chain_first, chain_last, chain_n);
     t->cls[cls].frees += taken;
+}
+
+/* Thread exit and trim: borrowed blocks go home (their owner may be
+ * gone meanwhile: its slab is an orphan then, and its adopter gets them). */
+void ss_return_borrowed(struct ss_tls *t)
+{
+    struct ss_inst *in = ss_inst_of(t);
+    for (uint32_t c = 0; c < in->nclasses; c++) {
+        struct ss_class_tls *ct = &t->cls[c];
+        void *p;
+        while (ss_borrow_pop(in, ct, &p, 1))
+            ss_remote_push(t, ss_slab_of(in, p), p, p, 1);
+    }
 }
 
 size_t ss_usable_size(void *tls, const void *p, uint16_t tag)

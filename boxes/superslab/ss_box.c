@@ -14,6 +14,7 @@ enum {
     P_ORPHAN_SCAN,
     P_FREE_COMMITTED,
     P_PURGE_DELAY,
+    P_OWNER_IDLE,
     P_COUNT
 };
 
@@ -31,6 +32,9 @@ static const struct hak_param ss_params[P_COUNT] = {
                           "of any thread; beyond them the oldest are decommitted"},
     [P_PURGE_DELAY] = {"purge_delay_ms", HAK_PARAM_INT, "1000", 0, 3600000, NULL,
                        "a free slab committed this long without reuse is decommitted"},
+    [P_OWNER_IDLE] = {"owner_idle_ms", HAK_PARAM_INT, "10", 0, 3600000, NULL,
+                      "blocks of a thread that has not refilled for this long are reused by "
+                      "the thread freeing them, not sent home (0: always sent home)"},
 };
 
 static const struct hak_link_decl ss_links[] = {
@@ -170,6 +174,7 @@ static void *ss_create(const struct hak_host *host, const struct hak_box_config 
     in->pages = *pages;
     in->owner = cfg->owner;
     in->hardened = cfg->hardened != 0;
+    in->marks_threads = HAK_HOST_HAS(host, set_thread_owner);
     strncpy(in->name, cfg->instance_name ? cfg->instance_name : "superslab",
             sizeof in->name - 1);
     if (!ss_setup_classes(in, &v[P_CLASSES], err, err_len))
@@ -182,6 +187,7 @@ static void *ss_create(const struct hak_host *host, const struct hak_box_config 
     in->orphan_scan = (uint32_t)v[P_ORPHAN_SCAN].i;
     in->warm_max = (uint64_t)v[P_FREE_COMMITTED].i;
     in->purge_delay_ns = (uint64_t)v[P_PURGE_DELAY].i * 1000000u;
+    in->owner_idle_ns = (uint64_t)v[P_OWNER_IDLE].i * 1000000u;
     in->mark_secret = host->block_secret; /* the tiny free-marker convention */
     in->list_key = in->hardened ? ss_mix64(ss_random_word(1) ^ (uintptr_t)in) : 0;
     atomic_init(&in->next_slice_id, 1);
@@ -212,6 +218,7 @@ static void ss_stats(void *inst, void *tls, struct hak_stats *out)
             out->frees += t->cls[c].frees;
             out->bytes_allocated += t->cls[c].allocs * in->class_size[c];
             out->bytes_freed += t->cls[c].frees * in->class_size[c];
+            out->cached_bytes += (uint64_t)t->cls[c].borrowed_n * in->class_size[c];
         }
         out->refills += t->refills;
         out->drains += t->drains;

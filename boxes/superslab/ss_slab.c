@@ -118,6 +118,7 @@ static struct ss_head *ss_new_superslab(struct ss_inst *in, struct ss_tls *t)
         s->next = s->prev = NULL;
         s->warm_next = s->warm_prev = NULL;
         s->committed = 0; /* fresh pages: nothing to purge, not on the warm list */
+        atomic_store_explicit(&s->owner_slice, NULL, memory_order_relaxed);
         atomic_store_explicit(&s->owner_id, SS_ORPHAN_ID, memory_order_relaxed);
         atomic_store_explicit(&s->carved, 0, memory_order_relaxed);
         atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
@@ -243,6 +244,35 @@ static struct ss_slab *ss_adopt_orphan_locked(struct ss_inst *in, uint32_t cls)
         }
     }
     return NULL;
+}
+
+/* A free into an orphan: the freeing thread takes the slab over (mimalloc
+ * reclaims an abandoned segment on free the same way). The blocks of a
+ * thread that exited are mostly freed by the thread that took over its
+ * work (larson's respawned workers); once it owns the slab those frees are
+ * local, and the slab is reused or released by a live thread instead of
+ * waiting on the orphan list. Never waits: a busy lock leaves the free
+ * remote. Returns true when t owns s now, on its partial list. */
+bool ss_adopt_on_free(struct ss_tls *t, struct ss_slab *s)
+{
+    struct ss_inst *in = ss_inst_of(t);
+    if (!hak_spin_trylock(&in->lock))
+        return false;
+    if (s->state != SLAB_ORPHAN) {
+        hak_spin_unlock(&in->lock);
+        return false;
+    }
+    ss_list_remove(&in->orphans[s->cls], s);
+    in->orphan_slabs--;
+    s->state = SLAB_ACTIVE;
+    atomic_store_explicit(&s->owner_id, t->id, memory_order_relaxed);
+    hak_spin_unlock(&in->lock);
+    ss_mark_thread(in, t, s);
+    if (ss_drain_remote(in, s))
+        t->drains++;
+    s->list = LIST_PARTIAL;
+    ss_list_push(&t->cls[s->cls].partial, s);
+    return true;
 }
 
 /* Take one given free slab out of its SuperSlab (and off the warm list). */
@@ -399,6 +429,7 @@ struct ss_slab *ss_acquire_slab(struct ss_tls *t, uint32_t cls)
     if (adopted) {
         s->state = SLAB_ACTIVE;
         atomic_store_explicit(&s->owner_id, t->id, memory_order_relaxed);
+        ss_mark_thread(in, t, s);
         if (ss_drain_remote(in, s))
             t->drains++;
         return s;
@@ -407,6 +438,7 @@ struct ss_slab *ss_acquire_slab(struct ss_tls *t, uint32_t cls)
     in->host->assign(s->base, SS_SLAB_SIZE, in->owner, (uint16_t)cls);
     s->state = SLAB_ACTIVE;
     atomic_store_explicit(&s->owner_id, t->id, memory_order_relaxed);
+    ss_mark_thread(in, t, s);
     return s;
 }
 
@@ -423,6 +455,7 @@ void ss_release_slab(struct ss_tls *t, struct ss_slab *s)
      * (tag SS_TAG_NONE) instead of landing on a list. */
     in->host->assign(s->base, SS_SLAB_SIZE, in->owner, SS_TAG_NONE);
     atomic_store_explicit(&s->owner_id, SS_ORPHAN_ID, memory_order_relaxed);
+    atomic_store_explicit(&s->owner_slice, NULL, memory_order_relaxed);
     s->state = SLAB_FREE;
     s->cls = SS_TAG_NONE;
     s->list = LIST_NONE;
@@ -449,6 +482,7 @@ void ss_retire_slab(struct ss_tls *t, struct ss_slab *s)
         ss_release_slab(t, s);
         return;
     }
+    ss_mark_thread(in, NULL, s);
     hak_spin_lock(&in->lock);
     atomic_store_explicit(&s->owner_id, SS_ORPHAN_ID, memory_order_relaxed);
     s->state = SLAB_ORPHAN;

@@ -16,8 +16,11 @@ void ss_tls_init(struct ss_tls *t)
         return;
     t->id = atomic_fetch_add_explicit(&in->next_slice_id, 1, memory_order_relaxed);
     memcpy(t->cls_of, in->cls_of, sizeof t->cls_of);
-    for (uint32_t c = 0; c <= SS_MAX_CLASSES; c++)
+    for (uint32_t c = 0; c <= SS_MAX_CLASSES; c++) {
         t->cls[c].cur = t->cls[c].partial = t->cls[c].full = NULL;
+        t->cls[c].borrowed = NULL;
+        t->cls[c].borrowed_n = 0;
+    }
 }
 
 void ss_thread_init(void *inst, void *tls)
@@ -33,6 +36,7 @@ void ss_thread_exit(void *inst, void *tls)
     struct ss_slab *s;
     if (!t->id)
         return;
+    ss_return_borrowed(t); /* before the slabs: one may be this slice's own */
     for (uint32_t c = 0; c < in->nclasses; c++) {
         struct ss_class_tls *ct = &t->cls[c];
         if ((s = ct->cur) != NULL) {
@@ -65,6 +69,7 @@ size_t ss_trim(void *inst, void *tls)
     if (!t)
         return 0;
     if (t->id) {
+        ss_return_borrowed(t);
         for (uint32_t c = 0; c < in->nclasses; c++) {
             struct ss_class_tls *ct = &t->cls[c];
             struct ss_slab *s = ct->partial;

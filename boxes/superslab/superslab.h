@@ -63,6 +63,10 @@ struct ss_slab {
      * frees onto a free slab, so sharing the line costs nothing. */
     struct ss_slab *warm_next, *warm_prev;
     uint64_t freed_ns;
+    /* Is the owner idle (ss_owner_idle)? Its slice, and what a pusher saw
+     * of it last: the slice's take count and when it changed. */
+    struct ss_tls *_Atomic owner_slice;
+    _Atomic uint64_t seen_takes, seen_ns;
     uint8_t committed;       /* its pages are (or may be) resident */
 } __attribute__((aligned(64)));
 
@@ -87,6 +91,7 @@ struct ss_inst {
     struct hak_link pages;
     uint16_t owner;
     bool hardened;
+    bool marks_threads;                /* the host has set_thread_owner */
     char name[48];
     uint32_t nclasses;
     uint32_t max_size;                 /* largest class */
@@ -101,6 +106,7 @@ struct ss_inst {
     uint32_t orphan_scan;              /* orphans looked at per acquire */
     uint64_t warm_max;                 /* free slabs kept committed */
     uint64_t purge_delay_ns;           /* a free slab idle this long is decommitted */
+    uint64_t owner_idle_ns;            /* an owner idle this long is sent nothing home; 0: always sent */
     uint64_t mark_secret;              /* free marker: p ^ secret */
     uint64_t list_key;                 /* hardened: free-list link key */
     _Atomic uint64_t next_slice_id;
@@ -127,6 +133,10 @@ struct ss_class_tls {
     struct ss_slab *partial; /* owned, with blocks on the local list */
     struct ss_slab *full;    /* owned, nothing local known */
     uint64_t allocs, frees;  /* blocks handed out / taken back by this slice */
+    /* Blocks of an idle owner's slabs this slice freed and reuses itself
+     * (ss_owner_idle), handed out before its own slabs. */
+    void *borrowed;
+    uint32_t borrowed_n;
 };
 
 struct ss_tls {
@@ -135,6 +145,7 @@ struct ss_tls {
     uint64_t refills;        /* slabs this slice took for a class */
     uint64_t drains;         /* remote stacks this slice took */
     uint64_t remote_frees;   /* blocks this slice pushed to other owners */
+    _Atomic uint64_t takes;  /* refills (ss_take calls): other threads read it */
     uint8_t cls_of[SS_SIZE_INDEX_MAX + 8];
     struct ss_class_tls cls[SS_MAX_CLASSES + 1]; /* +1: "no class" sentinel */
 };
@@ -169,6 +180,26 @@ static inline struct ss_slab *ss_slab_of(const struct ss_inst *in, const void *p
 {
     struct ss_head *h = ss_head_of(in, p);
     return &h->slabs[((uintptr_t)p >> HAK_GRANULE_SHIFT) & in->granule_index_mask];
+}
+
+/* Tell the host's free path whose slab this is (t: the slice that now
+ * allocates from it; NULL: nobody's), so that only that thread's frees are
+ * pushed on its fast stacks and every other thread's come to ss_free, which
+ * sends them to the slab's remote stack. */
+static inline void ss_mark_thread(const struct ss_inst *in, struct ss_tls *t,
+                                  struct ss_slab *s)
+{
+    atomic_store_explicit(&s->owner_slice, t, memory_order_relaxed);
+    if (in->marks_threads)
+        in->host->set_thread_owner(t, s->base, SS_SLAB_SIZE);
+}
+
+/* May a free through this slice adopt an orphan (ss_adopt_on_free)? Not
+ * before the slice has an id, and not for the host's shared block of
+ * exited threads (thread_index 0), which no live thread allocates from. */
+static inline bool ss_may_adopt(const struct ss_tls *t)
+{
+    return t->id != 0 && t->head.thread_index != 0;
 }
 
 /* Lemire's divisibility test: off % d == 0 for 32-bit off, with
@@ -237,6 +268,7 @@ void ss_list_remove(struct ss_slab **head, struct ss_slab *s);
 struct ss_slab *ss_acquire_slab(struct ss_tls *t, uint32_t cls);
 void ss_release_slab(struct ss_tls *t, struct ss_slab *s);
 void ss_retire_slab(struct ss_tls *t, struct ss_slab *s);
+bool ss_adopt_on_free(struct ss_tls *t, struct ss_slab *s);
 size_t ss_reclaim_orphans(struct ss_tls *t);
 uint32_t ss_drain_remote(const struct ss_inst *in, struct ss_slab *s);
 size_t ss_release_superslabs(struct ss_inst *in, void *tls, uint32_t keep);
@@ -245,6 +277,7 @@ size_t ss_purge_all(struct ss_inst *in, void *tls);
 /* ss_alloc.c */
 void *ss_alloc(void *tls, size_t size);
 void ss_free(void *tls, void *p, uint16_t tag);
+void ss_return_borrowed(struct ss_tls *t);
 size_t ss_usable_size(void *tls, const void *p, uint16_t tag);
 uint32_t ss_alloc_batch(void *tls, uint32_t cls, void **out, uint32_t n);
 void ss_free_batch(void *tls, uint32_t cls, void *const *blocks, uint32_t n);

@@ -13,6 +13,7 @@
 #define TINY_HOT_RING_H
 
 #include <box_api/hakmem_box.h>
+#include <box_api/hakmem_front.h>
 #include <box_api/hakmem_util.h>
 #include <stdbool.h>
 
@@ -56,6 +57,8 @@ struct hr_tls {
      * empty, in a zeroed slice). */
     uint16_t cls_off[HR_SIZE_INDEX_MAX + 8];
     struct hr_class cls[HR_MAX_CLASSES + 1]; /* [HR_NO_CLASS] stays empty */
+    /* Other threads' blocks on their way home (hr_free_remote). */
+    struct hak_front_outbox outbox[HR_MAX_CLASSES];
 };
 
 struct hr_inst {
@@ -108,10 +111,12 @@ void hr_thread_init(void *inst, void *tls);
 void hr_thread_exit(void *inst, void *tls);
 size_t hr_trim(void *inst, void *tls);
 void hr_drain(struct hr_tls *t, uint32_t cls, uint32_t n);
+void hr_flush_outboxes(struct hr_tls *t);
 
 /* hr_ring.c */
 void *hr_alloc(void *tls, size_t size);
 void hr_free(void *tls, void *p, uint16_t tag);
+void hr_free_remote(void *tls, void *p, uint16_t tag);
 size_t hr_usable_size(void *tls, const void *p, uint16_t tag);
 uint32_t hr_alloc_batch(void *tls, uint32_t cls, void **out, uint32_t n);
 void hr_free_batch(void *tls, uint32_t cls, void *const *blocks, uint32_t n);

@@ -154,6 +154,7 @@ static const struct hak_box_desc hr_desc = {
         .class_size = hr_class_size,
         .alloc_batch = hr_alloc_batch,
         .free_batch = hr_free_batch,
+        .free_remote = hr_free_remote,
     },
 };
 

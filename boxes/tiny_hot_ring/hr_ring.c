@@ -17,6 +17,7 @@ static __attribute__((noinline)) void *hr_alloc_slow(struct hr_tls *t, size_t si
     if (cls >= in->nclasses)
         return in->bops->alloc(btls, size);
     struct hr_class *c = &t->cls[cls];
+    hak_front_outbox_flush(in->bops, btls, cls, &t->outbox[cls]); /* as in the unified cache */
     /* Empty: start the ring over at slot 0 and fill it in one call. */
     uint32_t n = in->bops->alloc_batch(btls, cls, c->slots, in->refill[cls]);
     if (!n)
@@ -106,6 +107,33 @@ void hr_free(void *tls, void *p, uint16_t tag)
     c->slots[h & c->mask] = p;
     c->head = h + 1;
     c->frees++;
+}
+
+/* Another thread's block: into the class's outbox, which goes below in a
+ * batch (hakmem_front.h); counted as a block that went below, so allocs
+ * (derived) stay right. What the checks refuse, below checks and reports. */
+void hr_free_remote(void *tls, void *p, uint16_t tag)
+{
+    struct hr_tls *t = tls;
+    struct hr_inst *in = hr_inst_of(t);
+    if (HAK_UNLIKELY(tag >= in->nclasses)) {
+        in->bops->free(hr_below_tls(in, t), p, tag);
+        return;
+    }
+    struct hr_class *c = &t->cls[tag];
+    uintptr_t mark = (uintptr_t)p ^ t->secret;
+    c->frees++;
+    c->out++;
+    if (HAK_UNLIKELY(!t->ready || ((uintptr_t)p & (HAK_GRANULE - 1)) * c->magic > c->magic_m1 ||
+                     *(uintptr_t *)p == mark)) {
+        in->bops->free(hr_below_tls(in, t), p, tag);
+        return;
+    }
+    *(uintptr_t *)p = mark;
+    struct hak_front_outbox *ob = &t->outbox[tag];
+    ob->blocks[ob->count++] = p;
+    if (HAK_UNLIKELY(ob->count == HAK_FRONT_OUTBOX))
+        hak_front_outbox_flush(in->bops, hr_below_tls(in, t), tag, ob);
 }
 
 size_t hr_usable_size(void *tls, const void *p, uint16_t tag)

@@ -75,10 +75,18 @@ void hr_drain(struct hr_tls *t, uint32_t cls, uint32_t n)
     hr_event(in, HAK_EV_DRAIN, cls, n);
 }
 
+void hr_flush_outboxes(struct hr_tls *t)
+{
+    struct hr_inst *in = hr_inst_of(t);
+    for (uint32_t c = 0; c < in->nclasses; c++)
+        hak_front_outbox_flush(in->bops, hr_below_tls(in, t), c, &t->outbox[c]);
+}
+
 void hr_thread_exit(void *inst, void *tls)
 {
     struct hr_inst *in = inst;
     struct hr_tls *t = tls;
+    hr_flush_outboxes(t);
     if (!t->ready)
         return;
     for (uint32_t c = 0; c < in->nclasses; c++)
@@ -102,6 +110,8 @@ size_t hr_trim(void *inst, void *tls)
 {
     struct hr_inst *in = inst;
     struct hr_tls *t = tls;
+    if (t)
+        hr_flush_outboxes(t);
     if (t && t->ready)
         for (uint32_t c = 0; c < in->nclasses; c++)
             hr_drain(t, c, t->cls[c].head - t->cls[c].tail);

@@ -150,6 +150,7 @@ static const struct hak_box_desc uc_desc = {
         .class_size = uc_class_size,
         .alloc_batch = uc_alloc_batch,
         .free_batch = uc_free_batch,
+        .free_remote = uc_free_remote,
     },
 };
 

@@ -18,6 +18,9 @@ static __attribute__((noinline)) void *uc_alloc_slow(struct uc_tls *t, size_t si
     if (cls >= in->nclasses)
         return in->bops->alloc(btls, size); /* above the classes: below decides */
     struct uc_class *c = &t->cls[cls];
+    /* Send the class's outbox home first: those blocks wait no longer
+     * than this thread's next refill. */
+    hak_front_outbox_flush(in->bops, btls, cls, &t->outbox[cls]);
     uint32_t n = in->bops->alloc_batch(btls, cls, c->base, in->refill[cls]);
     if (!n)
         return NULL;
@@ -106,6 +109,35 @@ void uc_free(void *tls, void *p, uint16_t tag)
     *top = p;
     c->top = top + 1;
     c->frees++;
+}
+
+/* Another thread's block (the host found its slab marked as not ours):
+ * into the class's outbox, which goes below in a batch (hakmem_front.h).
+ * Counted here as a block that left this slice, so allocs (derived) stay
+ * right. What the checks refuse, below checks again and reports. */
+void uc_free_remote(void *tls, void *p, uint16_t tag)
+{
+    struct uc_tls *t = tls;
+    struct uc_inst *in = uc_inst_of(t);
+    if (HAK_UNLIKELY(tag >= in->nclasses)) {
+        in->bops->free(uc_below_tls(in, t), p, tag);
+        return;
+    }
+    struct uc_class *c = &t->cls[tag];
+    uintptr_t mark = (uintptr_t)p ^ t->secret;
+    c->frees++;
+    c->net--;
+    if (HAK_UNLIKELY(!t->ready || ((uintptr_t)p & c->block_mask) ||
+                     ((uintptr_t)p & (HAK_GRANULE - 1)) * c->magic > c->magic_m1 ||
+                     *(uintptr_t *)p == mark)) {
+        in->bops->free(uc_below_tls(in, t), p, tag);
+        return;
+    }
+    *(uintptr_t *)p = mark;
+    struct hak_front_outbox *ob = &t->outbox[tag];
+    ob->blocks[ob->count++] = p;
+    if (HAK_UNLIKELY(ob->count == HAK_FRONT_OUTBOX))
+        hak_front_outbox_flush(in->bops, uc_below_tls(in, t), tag, ob);
 }
 
 size_t uc_usable_size(void *tls, const void *p, uint16_t tag)

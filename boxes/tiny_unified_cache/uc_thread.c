@@ -74,10 +74,18 @@ void uc_drain(struct uc_tls *t, uint32_t cls, uint32_t n)
     uc_event(in, HAK_EV_DRAIN, cls, n);
 }
 
+void uc_flush_outboxes(struct uc_tls *t)
+{
+    struct uc_inst *in = uc_inst_of(t);
+    for (uint32_t c = 0; c < in->nclasses; c++)
+        hak_front_outbox_flush(in->bops, uc_below_tls(in, t), c, &t->outbox[c]);
+}
+
 void uc_thread_exit(void *inst, void *tls)
 {
     struct uc_inst *in = inst;
     struct uc_tls *t = tls;
+    uc_flush_outboxes(t);
     if (!t->ready)
         return;
     for (uint32_t c = 0; c < in->nclasses; c++)
@@ -101,6 +109,8 @@ size_t uc_trim(void *inst, void *tls)
 {
     struct uc_inst *in = inst;
     struct uc_tls *t = tls;
+    if (t)
+        uc_flush_outboxes(t);
     if (t && t->ready)
         for (uint32_t c = 0; c < in->nclasses; c++)
             uc_drain(t, c, uc_count(&t->cls[c]));

@@ -13,6 +13,7 @@
 #define TINY_UNIFIED_CACHE_H
 
 #include <box_api/hakmem_box.h>
+#include <box_api/hakmem_front.h>
 #include <box_api/hakmem_util.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -71,6 +72,8 @@ struct uc_tls {
      * zeroed slice, which is class 0, empty: the slow path sets things up. */
     uint16_t cls_off[UC_SIZE_INDEX_MAX + 8];
     struct uc_class cls[UC_MAX_CLASSES + 1]; /* [UC_NO_CLASS] stays empty */
+    /* Other threads' blocks on their way home (uc_free_remote). */
+    struct hak_front_outbox outbox[UC_MAX_CLASSES];
 };
 
 struct uc_inst {
@@ -133,10 +136,12 @@ void uc_thread_init(void *inst, void *tls);
 void uc_thread_exit(void *inst, void *tls);
 size_t uc_trim(void *inst, void *tls);
 void uc_drain(struct uc_tls *t, uint32_t cls, uint32_t n);
+void uc_flush_outboxes(struct uc_tls *t);
 
 /* uc_cache.c */
 void *uc_alloc(void *tls, size_t size);
 void uc_free(void *tls, void *p, uint16_t tag);
+void uc_free_remote(void *tls, void *p, uint16_t tag);
 size_t uc_usable_size(void *tls, const void *p, uint16_t tag);
 uint32_t uc_alloc_batch(void *tls, uint32_t cls, void **out, uint32_t n);
 void uc_free_batch(void *tls, uint32_t cls, void *const *blocks, uint32_t n);

@@ -41,11 +41,11 @@ static void print_plan(const struct hak_plan *plan)
 {
     static const char *const stats[] = { "off", "text", "json" };
     printf("config: %s\n", plan->config_name);
-    printf("host: stats=%s%s%s on_config_error=%s on_bad_free=%s hardened=%s terminal=%s\n",
+    printf("host: stats=%s%s%s on_config_error=%s on_bad_free=%s hardened=%s remote_frees=%s terminal=%s\n",
            stats[plan->stats], plan->stats_file[0] ? " stats_file=" : "", plan->stats_file,
            plan->on_config_error == HAK_ON_ERROR_FALLBACK ? "fallback" : "exit",
            plan->bad_free_abort ? "abort" : "warn", plan->hardened ? "on" : "off",
-           plan->instances[plan->terminal].name);
+           plan->remote_home ? "home" : "local", plan->instances[plan->terminal].name);
     printf("routes:\n");
     for (int i = 0; i < plan->route_count; i++) {
         const struct hak_route *r = &plan->routes[i];

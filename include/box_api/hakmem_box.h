@@ -277,6 +277,21 @@ struct hak_host {
      * at the first touch (or khugepaged later). 0, or -1 when the kernel
      * refuses (the range stays usable, on 4 KB pages). */
     int (*advise_huge)(void *p, size_t bytes);
+
+    /* Which thread a granule's blocks belong to, for the host's free path.
+     * A box whose class blocks are served through a front's fast stacks
+     * (superslab) marks a slab's granules as the thread's that allocates
+     * from it (tls: that thread's slice of the calling box), or as
+     * nobody's (tls NULL) when the slab is orphaned or freed. The host
+     * then pushes a free of such a block on the freeing thread's fast
+     * stack only when the freeing thread is the marked one; every other
+     * free goes to the front's free_remote op, so blocks go home instead of
+     * being reused by whichever thread freed them. Advisory: a stale mark
+     * costs locality, never correctness (the box's free still decides).
+     * Granules of other owners, or without the fast-stack class tags, are
+     * left alone; under [host] remote_frees = local (the default) the host
+     * ignores the marks: every thread caches every free. Slow path only. */
+    void (*set_thread_owner)(const void *tls, void *p, size_t bytes);
 };
 
 /* thp_mode values, and the size of one huge page on x86-64. */
@@ -377,6 +392,15 @@ struct hak_box_ops {
      * locks: never wait for a lock (hak_spin_trylock, and skip when busy).
      * NULL: the box is not asked. */
     size_t (*reclaim)(void *inst, size_t bytes);
+
+    /* FRONT boxes, optional: free a class block of below's that another
+     * thread owns (host->set_thread_owner marked its granule as not the
+     * calling thread's). Count it as freed and hand it down, to below's
+     * free_remote if below is a front too, else to below's free, which
+     * sends it to its owner: not into this thread's cache, where the
+     * freeing thread would reuse it and the blocks of many threads would
+     * stay mixed. NULL: the host calls free. */
+    void (*free_remote)(void *tls, void *p, uint16_t tag);
 };
 
 /* What an observer gets at exit. */

@@ -118,6 +118,42 @@ static inline int hak_front_setup(const struct hak_link *below, uint32_t n, cons
     return 0;
 }
 
+/* ---- the outbox: other threads' blocks on their way home ----------------
+ * A front's free_remote gets blocks of slabs other threads own. It keeps
+ * them here, not in its cache (where this thread would reuse them and the
+ * blocks of many threads would stay mixed), and hands them below in one
+ * batch: the box below sends each run of one slab home with one atomic
+ * push. Flushed when full, on the thread's next refill of the class, at
+ * thread exit and on trim, so a block waits at most 32 frees or one
+ * refill. Blocks here carry the free marker (a second free is caught). */
+#define HAK_FRONT_OUTBOX 32u
+
+struct hak_front_outbox {
+    uint32_t count;
+    uint32_t pad;
+    void *blocks[HAK_FRONT_OUTBOX];
+};
+
+/* Hand the outbox of class cls below: its free_batch, or, when below is a
+ * front too, its free_remote one block at a time (markers cleared first:
+ * they are the lower front's double-free test). */
+static inline void hak_front_outbox_flush(const struct hak_box_ops *below, void *below_tls, uint32_t cls,
+                                          struct hak_front_outbox *ob)
+{
+    uint32_t n = ob->count;
+    if (!n)
+        return;
+    ob->count = 0;
+    if (below->free_remote) {
+        for (uint32_t i = 0; i < n; i++) {
+            *(uintptr_t *)ob->blocks[i] = 0;
+            below->free_remote(below_tls, ob->blocks[i], (uint16_t)cls);
+        }
+    } else {
+        below->free_batch(below_tls, cls, ob->blocks, n);
+    }
+}
+
 /* An event about `count` blocks of class cls: bucket C0..C7 (classes above
  * 7 in C7), bytes = count * class size. Slow paths only. */
 static inline void hak_front_event(const struct hak_host *host, uint16_t owner, uint16_t type, uint32_t cls,

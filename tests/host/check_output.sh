@@ -12,7 +12,7 @@ need() {
   if ! grep -Eq -- "$1" <<< "$out"; then echo "FAIL: no line matching /$1/"; fail=1; fi
 }
 need "^config: .*known.ini$"
-need "^host: stats=json stats_file=/tmp/x.json on_config_error=exit on_bad_free=warn hardened=on terminal=big$"
+need "^host: stats=json stats_file=/tmp/x.json on_config_error=exit on_bad_free=warn hardened=on remote_frees=home terminal=big$"
 need "^ +1 \.\. 1K +small  \| then big$"
 need "^ +1025 \.\. max +big$"
 need "^  pages: plugin test_link \[pages\] owner 3"

@@ -4,6 +4,10 @@
  *     and free them (every free a cross-thread free);
  *   - a random single-thread mix over all classes checking every block's
  *     contents on free (overlapping blocks would show);
+ *   - with remote_frees = home a block freed by another thread goes back
+ *     to its owner (not into the freeing thread's cache), and a thread
+ *     freeing an exited thread's blocks takes their slab over; with local
+ *     (the default) the freeing thread reuses it;
  *   - the shipped configs/tiny-*.ini load and serve.
  * Sized for a few seconds under TSan; `--stress` (the tiny_stress test,
  * label stress) runs millions of objects through more threads.
@@ -171,6 +175,141 @@ static void case_random_mix(void)
     CHECK_EQ(s.allocs, s.frees);
 }
 
+/* ---- where a block another thread frees goes ------------------------------ */
+
+#define HOME_BLOCKS 200
+#define HOME_SIZE 64
+
+static void *home_set[HOME_BLOCKS];
+
+static int in_home_set(const void *p)
+{
+    for (int i = 0; i < HOME_BLOCKS; i++)
+        if (home_set[i] == p)
+            return 1;
+    return 0;
+}
+
+/* Frees every block of the set, then allocates as many of the same size:
+ * none of them may be one it just freed. */
+static void *free_set_then_allocate(void *arg)
+{
+    void *fresh[HOME_BLOCKS];
+    (void)arg;
+    for (int i = 0; i < HOME_BLOCKS; i++)
+        harness_free(home_set[i]);
+    for (int i = 0; i < HOME_BLOCKS; i++) {
+        fresh[i] = harness_malloc(HOME_SIZE);
+        CHECK(fresh[i]);
+        CHECK(!in_home_set(fresh[i]));
+    }
+    for (int i = 0; i < HOME_BLOCKS; i++)
+        harness_free(fresh[i]);
+    return NULL;
+}
+
+/* remote_frees = home: a block freed by a thread that did not allocate it
+ * goes back to its owner's slab: the freeing thread does not reuse it (it would keep the
+ * blocks of many threads mixed, larson's case), and the owner gets every
+ * one back before long. */
+static void case_blocks_go_home(void)
+{
+    tiny_open(tiny_stack_now, "remote_frees = home", NULL, NULL);
+    for (int i = 0; i < HOME_BLOCKS; i++) {
+        home_set[i] = harness_malloc(HOME_SIZE);
+        CHECK(home_set[i]);
+    }
+    run_thread(free_set_then_allocate, NULL);
+    /* Back home: within a slab's worth of allocations (what the owner's
+     * cache still held comes first), every block of the set is reused. */
+    static void *again[2048];
+    int back = 0;
+    for (int i = 0; i < 2048; i++) {
+        again[i] = harness_malloc(HOME_SIZE);
+        CHECK(again[i]);
+        back += in_home_set(again[i]);
+    }
+    CHECK_EQ(back, HOME_BLOCKS);
+    for (int i = 0; i < 2048; i++)
+        harness_free(again[i]);
+    CHECK(harness_stats("ss").remote_frees >= HOME_BLOCKS);
+}
+
+/* Frees every block of the set, then allocates as many: with
+ * remote_frees = local (the default) the freeing thread's front cache
+ * keeps them, so it gets at least the cache's worth back (the rest went to
+ * the owner when the cache overflowed). */
+static void *free_set_then_reuse(void *arg)
+{
+    void *again[HOME_BLOCKS];
+    int reused = 0;
+    (void)arg;
+    for (int i = 0; i < HOME_BLOCKS; i++)
+        harness_free(home_set[i]);
+    for (int i = 0; i < HOME_BLOCKS; i++) {
+        again[i] = harness_malloc(HOME_SIZE);
+        CHECK(again[i]);
+        reused += in_home_set(again[i]);
+    }
+    if (tiny_stack_now == STACK_SS)
+        CHECK_EQ(reused, 0); /* no front: superslab sends every free home */
+    else
+        CHECK(reused >= 16); /* a ring keeps at least half of its 64 */
+    for (int i = 0; i < HOME_BLOCKS; i++)
+        harness_free(again[i]);
+    return NULL;
+}
+
+static void case_freeing_thread_reuses(void)
+{
+    tiny_open(tiny_stack_now, NULL, NULL, NULL);
+    for (int i = 0; i < HOME_BLOCKS; i++) {
+        home_set[i] = harness_malloc(HOME_SIZE);
+        CHECK(home_set[i]);
+    }
+    run_thread(free_set_then_reuse, NULL);
+    harness_thread_exit();
+    struct hak_stats s = harness_stats("ss");
+    CHECK_EQ(s.allocs, s.frees);
+}
+
+static void *allocate_set_and_exit(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < HOME_BLOCKS; i++) {
+        home_set[i] = harness_malloc(HOME_SIZE);
+        CHECK(home_set[i]);
+    }
+    return NULL;
+}
+
+/* The blocks of a thread that exited are freed by another (a worker's
+ * successor): the freeing thread takes the orphaned slab over, so those
+ * frees become its own and it reuses the blocks next. */
+static void case_orphans_adopted_on_free(void)
+{
+    tiny_open(tiny_stack_now, "remote_frees = home", NULL, NULL);
+    run_thread(allocate_set_and_exit, NULL);
+    uint64_t remote_before = harness_stats("ss").remote_frees;
+    for (int i = 0; i < HOME_BLOCKS; i++)
+        harness_free(home_set[i]);
+    /* The first free took the slab over: none was pushed as remote. */
+    CHECK_EQ(harness_stats("ss").remote_frees, remote_before);
+    static void *again[2048];
+    int back = 0;
+    for (int i = 0; i < 2048; i++) {
+        again[i] = harness_malloc(HOME_SIZE);
+        CHECK(again[i]);
+        back += in_home_set(again[i]);
+    }
+    CHECK_EQ(back, HOME_BLOCKS);
+    for (int i = 0; i < 2048; i++)
+        harness_free(again[i]);
+    harness_thread_exit();
+    struct hak_stats s = harness_stats("ss");
+    CHECK_EQ(s.allocs, s.frees);
+}
+
 /* ---- shipped configs ------------------------------------------------------ */
 
 static const char *config_path;
@@ -206,6 +345,9 @@ int main(int argc, char **argv)
         tiny_stack_now = st;
         run_case("producer_consumer", case_producer_consumer);
         run_case("random_mix", case_random_mix);
+        run_case("blocks_go_home", case_blocks_go_home);
+        run_case("freeing_thread_reuses", case_freeing_thread_reuses);
+        run_case("orphans_adopted_on_free", case_orphans_adopted_on_free);
     }
     static const char *configs[] = {"tiny-nocache.ini", "tiny-unified.ini", "tiny-hot-ring.ini"};
     static char path[4096];
