@@ -331,8 +331,13 @@ void ss_free_batch(void *tls, uint32_t cls, void *const *blocks, uint32_t n)
         }
         *(uintptr_t *)p = (uintptr_t)p ^ in->mark_secret;
         taken++;
+        /* No adopt on free here: a batch is a front's drain or outbox,
+         * and the thread freeing the blocks of many exited threads (a
+         * main thread joining workers) took every orphan over and parked
+         * them (rel_threads churn under remote_frees = home: 22 -> 75 MB
+         * over 10,000 threads). Orphans are adopted by slab requests. */
         uint64_t owner = atomic_load_explicit(&s->owner_id, memory_order_relaxed);
-        if (owner == t->id || (owner == SS_ORPHAN_ID && ss_may_adopt(t) && ss_adopt_on_free(t, s))) {
+        if (owner == t->id) {
             ss_link_set(in, s, p, s->free);
             s->free = p;
             SS_ASSERT(in, s->used > 0);
