@@ -134,10 +134,7 @@ void uc_free_remote(void *tls, void *p, uint16_t tag)
         return;
     }
     *(uintptr_t *)p = mark;
-    struct hak_front_outbox *ob = &t->outbox[tag];
-    ob->blocks[ob->count++] = p;
-    if (HAK_UNLIKELY(ob->count == HAK_FRONT_OUTBOX))
-        hak_front_outbox_flush(in->bops, uc_below_tls(in, t), tag, ob);
+    hak_front_outbox_push(in->bops, uc_below_tls(in, t), tag, &t->outbox[tag], p);
 }
 
 size_t uc_usable_size(void *tls, const void *p, uint16_t tag)

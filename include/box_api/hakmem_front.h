@@ -154,6 +154,16 @@ static inline void hak_front_outbox_flush(const struct hak_box_ops *below, void 
     }
 }
 
+/* Keep p (marked already) in the outbox of class cls; a full outbox goes
+ * below. */
+static inline void hak_front_outbox_push(const struct hak_box_ops *below, void *below_tls, uint32_t cls,
+                                         struct hak_front_outbox *ob, void *p)
+{
+    ob->blocks[ob->count++] = p;
+    if (HAK_UNLIKELY(ob->count == HAK_FRONT_OUTBOX))
+        hak_front_outbox_flush(below, below_tls, cls, ob);
+}
+
 /* An event about `count` blocks of class cls: bucket C0..C7 (classes above
  * 7 in C7), bytes = count * class size. Slow paths only. */
 static inline void hak_front_event(const struct hak_host *host, uint16_t owner, uint16_t type, uint32_t cls,

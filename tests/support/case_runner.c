@@ -24,6 +24,14 @@ static void print_name(FILE *out, const char *prefix, const char *name)
         fprintf(out, "%s%s", prefix, name);
 }
 
+/* Seconds a case may run: below ctest's 120 s, so the hang is named. */
+static unsigned watchdog_seconds(void)
+{
+    const char *v = getenv("HAKMEM_CASE_TIMEOUT");
+    long s = v ? strtol(v, NULL, 10) : 0;
+    return s > 0 ? (unsigned)s : 100;
+}
+
 void run_case(const char *name, void (*fn)(void))
 {
     fflush(stdout);
@@ -31,12 +39,19 @@ void run_case(const char *name, void (*fn)(void))
     pid_t pid = fork();
     CASE_CHECK(pid >= 0);
     if (pid == 0) {
+        alarm(watchdog_seconds()); /* a hung case dies of SIGALRM, reported below */
         fn();
         fflush(stdout);
         _exit(0);
     }
     int status = 0;
     CASE_CHECK(waitpid(pid, &status, 0) == pid);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
+        print_name(stderr, "case ", name);
+        fprintf(stderr, " hung: not done within %u s (watchdog; HAKMEM_CASE_TIMEOUT sets it)\n",
+                watchdog_seconds());
+        abort();
+    }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         print_name(stderr, "case ", name);
         fprintf(stderr, " failed (status 0x%x)\n", status);

@@ -190,6 +190,22 @@ static int in_home_set(const void *p)
     return 0;
 }
 
+/* How many blocks of the set the calling thread gets back within a
+ * slab's worth of allocations (what its cache still held comes first). */
+static int set_blocks_back(void)
+{
+    static void *again[2048];
+    int back = 0;
+    for (int i = 0; i < 2048; i++) {
+        again[i] = harness_malloc(HOME_SIZE);
+        CHECK(again[i]);
+        back += in_home_set(again[i]);
+    }
+    for (int i = 0; i < 2048; i++)
+        harness_free(again[i]);
+    return back;
+}
+
 /* Frees every block of the set, then allocates as many of the same size:
  * none of them may be one it just freed. */
 static void *free_set_then_allocate(void *arg)
@@ -220,18 +236,8 @@ static void case_blocks_go_home(void)
         CHECK(home_set[i]);
     }
     run_thread(free_set_then_allocate, NULL);
-    /* Back home: within a slab's worth of allocations (what the owner's
-     * cache still held comes first), every block of the set is reused. */
-    static void *again[2048];
-    int back = 0;
-    for (int i = 0; i < 2048; i++) {
-        again[i] = harness_malloc(HOME_SIZE);
-        CHECK(again[i]);
-        back += in_home_set(again[i]);
-    }
-    CHECK_EQ(back, HOME_BLOCKS);
-    for (int i = 0; i < 2048; i++)
-        harness_free(again[i]);
+    /* Back home: the owner reuses every block of the set. */
+    CHECK_EQ(set_blocks_back(), HOME_BLOCKS);
     CHECK(harness_stats("ss").remote_frees >= HOME_BLOCKS);
 }
 
@@ -296,16 +302,7 @@ static void case_orphans_adopted_on_free(void)
         harness_free(home_set[i]);
     /* The first free took the slab over: none was pushed as remote. */
     CHECK_EQ(harness_stats("ss").remote_frees, remote_before);
-    static void *again[2048];
-    int back = 0;
-    for (int i = 0; i < 2048; i++) {
-        again[i] = harness_malloc(HOME_SIZE);
-        CHECK(again[i]);
-        back += in_home_set(again[i]);
-    }
-    CHECK_EQ(back, HOME_BLOCKS);
-    for (int i = 0; i < 2048; i++)
-        harness_free(again[i]);
+    CHECK_EQ(set_blocks_back(), HOME_BLOCKS);
     harness_thread_exit();
     struct hak_stats s = harness_stats("ss");
     CHECK_EQ(s.allocs, s.frees);
