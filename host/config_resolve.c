@@ -244,10 +244,10 @@ static int host_key(struct hak_plan *plan, const struct hak_cfg_entry *e, struct
         if (parse_bool(v, &plan->hardened))
             FAIL(e, "[host] hardened: expected on or off, got '%s'", v);
     } else if (!strcmp(e->key, "remote_frees")) {
-        int i = enum_index("local|home", v);
+        int i = enum_index("local|home|live_home", v);
         if (i < 0)
-            FAIL(e, "[host] remote_frees: expected local or home, got '%s'", v);
-        plan->remote_home = i == 1;
+            FAIL(e, "[host] remote_frees: expected local, home or live_home, got '%s'", v);
+        plan->remote_frees = (enum hak_remote_frees)i;
     } else if (!strcmp(e->key, "builtin_boxes")) {
         if (parse_bool(v, &hak_plugin_builtins_enabled))
             FAIL(e, "[host] builtin_boxes: expected on or off, got '%s'", v);

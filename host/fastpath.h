@@ -6,13 +6,16 @@
  * malloc (size <= 1 KB): the thread block, the route slot of (size + 15) >> 4,
  * and a pop from the routed front's fast stack; else one call into the box.
  * free: one region-map lookup; a granule marked as this thread's (the box
- * marks a slab for the thread it hands the slab to: set_thread_owner) is a
- * class block of the fast owner and is pushed on this thread's stack of its
- * class; a block of another thread's slab goes home through the front's
- * free_remote; else one call into the owner's free entry.
+ * marks a slab for the thread it hands the slab to: set_thread_owner), or
+ * as an exited thread's under live_home, is a class block of the fast
+ * owner and is pushed on this thread's stack of its class; a block of
+ * another live thread's slab goes home through the front's free_remote;
+ * else one call into the owner's free entry.
  */
 #ifndef HAKMEM_HOST_FASTPATH_H
 #define HAKMEM_HOST_FASTPATH_H
+
+#include <stdbool.h>
 
 #include "internal.h"
 
@@ -70,8 +73,11 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p)
     char *block = hak_tls_block;
     uint64_t slot = hak_region_lookup_wide(p);
     uint32_t raw = (uint32_t)slot;
-    uint32_t token = hak_block_token(block);
-    if (HAK_LIKELY((uint32_t)(slot >> 32) == token)) {
+    uint32_t marked = (uint32_t)(slot >> 32);
+    /* This thread's slab, or (live_home) an exited thread's, whose blocks
+     * are reused where they are freed. */
+    bool mine = marked == hak_block_token(block) || marked == HAK_TOKEN_ORPHAN;
+    if (HAK_LIKELY(mine)) {
         /* A class block of a slab this thread allocates from: push on its
          * stack of the class (the null block matches only an empty slot,
          * tag 0, whose stack there is full: slow path). */
@@ -97,7 +103,7 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p)
         return;
     }
     const struct owner_slot *o = &hak_owners[entry >> 16];
-    if (HAK_LIKELY((uint32_t)(slot >> 32) != token))
+    if (HAK_LIKELY(!mine))
         o->other(block + o->other_tls, p, (uint16_t)entry);
     else
         o->free(block + o->free_tls, p, (uint16_t)entry);

@@ -119,12 +119,22 @@ struct hak_route {
     int line;
 };
 
+/* [host] remote_frees: where a tiny block freed by a thread that does not
+ * own its slab goes (docs/design.md, "Remote frees"). */
+enum hak_remote_frees {
+    HAK_REMOTE_LOCAL,     /* the freeing thread's cache, always */
+    HAK_REMOTE_HOME,      /* the owner's slab, always */
+    HAK_REMOTE_LIVE_HOME, /* the owner's slab while the owner lives; an
+                           * exited thread's slab's blocks stay with the
+                           * freeing thread */
+};
+
 struct hak_plan {
     enum hak_stats_mode stats;
     enum hak_on_error on_config_error;
     int bad_free_abort;
     int hardened;
-    int remote_home;          /* [host] remote_frees = home */
+    enum hak_remote_frees remote_frees; /* [host] remote_frees */
     int terminal;             /* instance index */
     int instance_count;
     int route_count;
@@ -207,10 +217,18 @@ struct hak_region_slot {
  * class granule of the fast owner carries it, so any thread's free of any
  * class block is pushed on its own stack (no per-thread marks). */
 #define HAK_TOKEN_SHARED 1u
+/* [host] remote_frees = live_home: the mark of a slab whose thread exited
+ * (set_thread_owner with no thread). The free path treats it as the
+ * freeing thread's own, so an orphan's blocks are reused where they are
+ * freed instead of waiting on a slab nobody allocates from. */
+#define HAK_TOKEN_ORPHAN 2u
 
 /* What hak_region_set writes beside a fast-owner class entry: the shared
  * token (local) or HAK_REGION_NOBODY until the box marks the slab (home). */
 extern HAK_HIDDEN uint32_t hak_region_fast_thread;
+/* What set_thread_owner writes for a slab given up by its thread:
+ * HAK_TOKEN_ORPHAN (live_home) or HAK_REGION_NOBODY (home). */
+extern HAK_HIDDEN uint32_t hak_region_orphan_thread;
 
 extern HAK_HIDDEN struct hak_region_slot *_Atomic hak_region_top[1u << HAK_REGION_TOP_BITS];
 

@@ -78,8 +78,11 @@ int hak_region_set(const void *p, size_t bytes, uint32_t entry, uint64_t *lost)
     return 0;
 }
 
-/* Only the box owning the granules calls this (a slab it hands to a
- * thread), so no other writer races the load and store of one slot. */
+/* The box owning the granules calls this, for a slab it hands to a thread,
+ * or (superslab's lending) a thread holding unpushed blocks of the slab,
+ * which keeps it from being released or re-formatted: no writer changes
+ * the entry between the load and the store; a race between two marks
+ * leaves either mark, which is advisory. */
 void hak_region_set_thread(const void *p, size_t bytes, uint32_t token)
 {
     uintptr_t a = (uintptr_t)p & ~(uintptr_t)(HAK_GRANULE - 1);
@@ -99,6 +102,7 @@ void hak_region_set_thread(const void *p, size_t bytes, uint32_t token)
 }
 
 uint32_t hak_region_fast_thread = HAK_REGION_NOBODY;
+uint32_t hak_region_orphan_thread = HAK_REGION_NOBODY;
 uint16_t hak_fast_owner;
 uint32_t hak_fast_classes;
 uint32_t hak_fast_base;

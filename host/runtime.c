@@ -211,7 +211,7 @@ static void build_tables(const struct hak_plan *plan)
                 }
                 hak_fast_classes = classes;
                 hak_fast_owner = in->owner;
-                if (entry->desc->ops.free_remote && plan->remote_home)
+                if (entry->desc->ops.free_remote && plan->remote_frees != HAK_REMOTE_LOCAL)
                     o->other = entry->desc->ops.free_remote;
             }
         } else {
@@ -232,7 +232,8 @@ int hak_runtime_start(struct hak_plan *plan, struct hak_error *err)
      * first use: most processes never call them. */
     hak_block_secret = hak_host_services.block_secret = hak_make_secret();
     /* Before any box maps: hak_region_set writes it beside class entries. */
-    hak_region_fast_thread = plan->remote_home ? HAK_REGION_NOBODY : HAK_TOKEN_SHARED;
+    hak_region_fast_thread = plan->remote_frees == HAK_REMOTE_LOCAL ? HAK_TOKEN_SHARED : HAK_REGION_NOBODY;
+    hak_region_orphan_thread = plan->remote_frees == HAK_REMOTE_LIVE_HOME ? HAK_TOKEN_ORPHAN : HAK_REGION_NOBODY;
     hak_plan_active = plan;
     /* Create lower boxes first: a box's links must point at live instances. */
     for (int k = plan->instance_count - 1; k >= 0; k--) {

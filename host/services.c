@@ -445,7 +445,7 @@ static void svc_set_thread_owner(const void *tls, void *p, size_t bytes)
 {
     if (hak_region_fast_thread == HAK_TOKEN_SHARED)
         return; /* remote_frees = local: no marks */
-    uint32_t token = tls ? hak_block_token(((const struct hak_tls_head *)tls)->block) : HAK_REGION_NOBODY;
+    uint32_t token = tls ? hak_block_token(((const struct hak_tls_head *)tls)->block) : hak_region_orphan_thread;
     hak_region_set_thread(p, bytes, token);
 }
 

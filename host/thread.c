@@ -50,7 +50,7 @@ static uint32_t new_token(void)
         return HAK_TOKEN_SHARED; /* remote_frees = local */
     do
         t = atomic_fetch_add_explicit(&last, 1, memory_order_relaxed) + 1;
-    while (t <= HAK_TOKEN_SHARED || t == HAK_REGION_NOBODY);
+    while (t <= HAK_TOKEN_ORPHAN || t == HAK_REGION_NOBODY);
     return t;
 }
 

@@ -140,6 +140,26 @@ static bool ss_owner_idle(const struct ss_inst *in, struct ss_slab *s, uint64_t 
     return *now - since >= in->owner_idle_ns;
 }
 
+/* s's owner sleeps: mark the slab nobody's, so the host pushes every
+ * thread's frees of its blocks on the freeing thread's stacks (under
+ * remote_frees = live_home; under home nobody's blocks still go to the
+ * slab). The caller holds blocks of s not yet pushed back, so s is not
+ * released or re-formatted meanwhile. Once per sleep. */
+static void ss_lend_slab(const struct ss_inst *in, struct ss_slab *s)
+{
+    if (!in->marks_threads || atomic_load_explicit(&s->lent, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&s->lent, 1, memory_order_relaxed);
+    in->host->set_thread_owner(NULL, s->base, SS_SLAB_SIZE);
+}
+
+/* The owner is back: its slab is its own again in the free path. */
+static void ss_unlend_slab(const struct ss_inst *in, struct ss_tls *t, struct ss_slab *s)
+{
+    atomic_store_explicit(&s->lent, 0, memory_order_relaxed);
+    in->host->set_thread_owner(t, s->base, SS_SLAB_SIZE);
+}
+
 /* Up to n blocks of class c for this slice; how many it found. */
 static uint32_t ss_take(struct ss_tls *t, uint32_t c, void **out, uint32_t n)
 {
@@ -159,6 +179,8 @@ static uint32_t ss_take(struct ss_tls *t, uint32_t c, void **out, uint32_t n)
         got += ss_pop_local(in, s, out + got, n - got);
         if (got == n)
             break;
+        if (HAK_UNLIKELY(atomic_load_explicit(&s->lent, memory_order_relaxed)))
+            ss_unlend_slab(in, t, s);
         /* Blocks other threads sent home come before fresh ones: carving
          * first grew the heap while they waited (larson: 1.6x the RSS). */
         if (ss_has_remote(s)) {
@@ -354,6 +376,8 @@ void ss_free_batch(void *tls, uint32_t cls, void *const *blocks, uint32_t n)
             chain_slab = s;
             chain_n = 0;
             chain_borrow = owner != SS_ORPHAN_ID && ss_may_adopt(t) && ss_owner_idle(in, s, &now);
+            if (chain_borrow)
+                ss_lend_slab(in, s);
         }
         if (chain_borrow && t->cls[cls].borrowed_n < SS_BORROW_MAX) {
             ss_borrow_push(in, &t->cls[cls], p);

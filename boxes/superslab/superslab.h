@@ -68,6 +68,10 @@ struct ss_slab {
     struct ss_tls *_Atomic owner_slice;
     _Atomic uint64_t seen_takes, seen_ns;
     uint8_t committed;       /* its pages are (or may be) resident */
+    /* Marked as nobody's while its owner sleeps (ss_lend_slab), so every
+     * thread's frees of its blocks are reused where they are freed; the
+     * owner takes the mark back when it next takes blocks from it. */
+    _Atomic uint8_t lent;
 } __attribute__((aligned(64)));
 
 _Static_assert(sizeof(struct ss_slab) == 128, "slab metadata: two cache lines");
@@ -190,6 +194,7 @@ static inline void ss_mark_thread(const struct ss_inst *in, struct ss_tls *t,
                                   struct ss_slab *s)
 {
     atomic_store_explicit(&s->owner_slice, t, memory_order_relaxed);
+    atomic_store_explicit(&s->lent, 0, memory_order_relaxed);
     if (in->marks_threads)
         in->host->set_thread_owner(t, s->base, SS_SLAB_SIZE);
 }

@@ -40,12 +40,13 @@ static void print_size(char *out, size_t len, uint64_t v)
 static void print_plan(const struct hak_plan *plan)
 {
     static const char *const stats[] = { "off", "text", "json" };
+    static const char *const remote[] = { "local", "home", "live_home" };
     printf("config: %s\n", plan->config_name);
     printf("host: stats=%s%s%s on_config_error=%s on_bad_free=%s hardened=%s remote_frees=%s terminal=%s\n",
            stats[plan->stats], plan->stats_file[0] ? " stats_file=" : "", plan->stats_file,
            plan->on_config_error == HAK_ON_ERROR_FALLBACK ? "fallback" : "exit",
            plan->bad_free_abort ? "abort" : "warn", plan->hardened ? "on" : "off",
-           plan->remote_home ? "home" : "local", plan->instances[plan->terminal].name);
+           remote[plan->remote_frees], plan->instances[plan->terminal].name);
     printf("routes:\n");
     for (int i = 0; i < plan->route_count; i++) {
         const struct hak_route *r = &plan->routes[i];

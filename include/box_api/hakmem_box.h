@@ -290,7 +290,11 @@ struct hak_host {
      * costs locality, never correctness (the box's free still decides).
      * Granules of other owners, or without the fast-stack class tags, are
      * left alone; under [host] remote_frees = local (the default) the host
-     * ignores the marks: every thread caches every free. Slow path only. */
+     * ignores the marks: every thread caches every free. Under live_home
+     * nobody's means reusable by any freeing thread (an exited or sleeping
+     * owner's slab). A thread other than the owner may mark a slab while it
+     * holds blocks of it not yet given back (so the entry cannot change).
+     * Slow path only. */
     void (*set_thread_owner)(const void *tls, void *p, size_t bytes);
 };
 

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- producer / consumer ---------------------------------------------- */
 
@@ -230,7 +231,9 @@ static void *free_set_then_allocate(void *arg)
  * one back before long. */
 static void case_blocks_go_home(void)
 {
-    tiny_open(tiny_stack_now, "remote_frees = home", NULL, NULL);
+    /* owner_idle_ms = 0: the owner (joining) is never taken for asleep,
+     * however slowly a loaded machine runs the freeing thread. */
+    tiny_open(tiny_stack_now, "remote_frees = home", "owner_idle_ms = 0", NULL);
     for (int i = 0; i < HOME_BLOCKS; i++) {
         home_set[i] = harness_malloc(HOME_SIZE);
         CHECK(home_set[i]);
@@ -308,6 +311,102 @@ static void case_orphans_adopted_on_free(void)
     CHECK_EQ(s.allocs, s.frees);
 }
 
+/* remote_frees = live_home: the blocks of a thread that exited are reused
+ * by the thread that frees them, as under local: they go on its stack (or
+ * its ring), not through superslab, whose remote count does not move. */
+static void case_live_home_exited_reused(void)
+{
+    tiny_open(tiny_stack_now, "remote_frees = live_home", NULL, NULL);
+    harness_free(harness_malloc(HOME_SIZE)); /* this thread's block exists */
+    run_thread(allocate_set_and_exit, NULL);
+    uint64_t remote_before = harness_stats("ss").remote_frees;
+    enum { FEW = 16 }; /* within any front's cache */
+    void *again[FEW];
+    int reused = 0;
+    for (int i = 0; i < FEW; i++)
+        harness_free(home_set[i]);
+    for (int i = 0; i < FEW; i++) {
+        again[i] = harness_malloc(HOME_SIZE);
+        CHECK(again[i]);
+        reused += in_home_set(again[i]);
+    }
+    CHECK_EQ(reused, FEW);
+    CHECK_EQ(harness_stats("ss").remote_frees, remote_before);
+    for (int i = 0; i < FEW; i++)
+        harness_free(again[i]);
+    for (int i = FEW; i < HOME_BLOCKS; i++)
+        harness_free(home_set[i]);
+    harness_thread_exit();
+    struct hak_stats st = harness_stats("ss");
+    CHECK_EQ(st.allocs, st.frees);
+}
+
+/* live_home, owner asleep: frees of a sleeping owner's blocks first go
+ * home; once superslab sees the owner idle (owner_idle_ms = 1) it lends the
+ * slab, and the frees after that stay with the freeing thread. */
+static void *free_set_across_owner_sleep(void *arg)
+{
+    enum { FIRST = 96, SECOND = 64, FEW = 16 };
+    (void)arg;
+    for (int i = 0; i < FIRST; i++) /* outbox flushes: the owner is seen */
+        harness_free(home_set[i]);
+    struct timespec nap = {0, 5 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+    for (int i = FIRST; i < FIRST + SECOND; i++) /* seen idle: lent */
+        harness_free(home_set[i]);
+    /* Any blocks still in the outbox go down now (the refill flushes it);
+     * after it, the lent slab's frees must not reach superslab. */
+    void *flush = harness_malloc(HOME_SIZE);
+    CHECK(flush);
+    uint64_t frees_before = harness_stats("ss").frees;
+    for (int i = FIRST + SECOND; i < FIRST + SECOND + FEW; i++)
+        harness_free(home_set[i]);
+    void *again[FEW];
+    int reused = 0;
+    for (int i = 0; i < FEW; i++) {
+        again[i] = harness_malloc(HOME_SIZE);
+        CHECK(again[i]);
+        for (int j = FIRST + SECOND; j < FIRST + SECOND + FEW; j++)
+            reused += again[i] == home_set[j];
+    }
+    /* The blocks just freed, straight from this thread's stack: not held
+     * in the outbox, and no flush or borrowing (superslab counts those). */
+    CHECK_EQ(reused, FEW);
+    CHECK_EQ(harness_stats("ss").frees, frees_before);
+    for (int i = 0; i < FEW; i++)
+        harness_free(again[i]);
+    for (int i = FIRST + SECOND + FEW; i < HOME_BLOCKS; i++)
+        harness_free(home_set[i]);
+    harness_free(flush);
+    return NULL;
+}
+
+static void case_live_home_idle_owner_lends(void)
+{
+    tiny_open(tiny_stack_now, "remote_frees = live_home", "owner_idle_ms = 1", NULL);
+    for (int i = 0; i < HOME_BLOCKS; i++) {
+        home_set[i] = harness_malloc(HOME_SIZE);
+        CHECK(home_set[i]);
+    }
+    run_thread(free_set_across_owner_sleep, NULL);
+    harness_thread_exit();
+    struct hak_stats st = harness_stats("ss");
+    CHECK_EQ(st.allocs, st.frees);
+}
+
+/* live_home, owner awake (never taken for asleep: owner_idle_ms = 0): its
+ * blocks go home as under home. */
+static void case_live_home_live_owner(void)
+{
+    tiny_open(tiny_stack_now, "remote_frees = live_home", "owner_idle_ms = 0", NULL);
+    for (int i = 0; i < HOME_BLOCKS; i++) {
+        home_set[i] = harness_malloc(HOME_SIZE);
+        CHECK(home_set[i]);
+    }
+    run_thread(free_set_then_allocate, NULL);
+    CHECK_EQ(set_blocks_back(), HOME_BLOCKS);
+}
+
 /* ---- shipped configs ------------------------------------------------------ */
 
 static const char *config_path;
@@ -345,6 +444,11 @@ int main(int argc, char **argv)
         run_case("random_mix", case_random_mix);
         run_case("blocks_go_home", case_blocks_go_home);
         run_case("freeing_thread_reuses", case_freeing_thread_reuses);
+        run_case("live_home_live_owner", case_live_home_live_owner);
+        if (st != STACK_SS) { /* superslab alone: single frees, which adopt the slab */
+            run_case("live_home_exited_reused", case_live_home_exited_reused);
+            run_case("live_home_idle_owner_lends", case_live_home_idle_owner_lends);
+        }
         if (st == STACK_SS) /* fronts hand superslab batches, which do not adopt */
             run_case("orphans_adopted_on_free", case_orphans_adopted_on_free);
     }
