@@ -346,7 +346,7 @@ static void case_live_home_exited_reused(void)
  * slab, and the frees after that stay with the freeing thread. */
 static void *free_set_across_owner_sleep(void *arg)
 {
-    enum { FIRST = 96, SECOND = 64, FEW = 16 };
+    enum { FIRST = 96, SECOND = 64, FEW = 16 }; /* of HOME_BLOCKS (200) */
     (void)arg;
     for (int i = 0; i < FIRST; i++) /* outbox flushes: the owner is seen */
         harness_free(home_set[i]);
@@ -354,10 +354,16 @@ static void *free_set_across_owner_sleep(void *arg)
     nanosleep(&nap, NULL);
     for (int i = FIRST; i < FIRST + SECOND; i++) /* seen idle: lent */
         harness_free(home_set[i]);
-    /* Any blocks still in the outbox go down now (the refill flushes it);
-     * after it, the lent slab's frees must not reach superslab. */
-    void *flush = harness_malloc(HOME_SIZE);
-    CHECK(flush);
+    /* Take what this thread's stack holds, and more: the refills flush
+     * the outbox, and the stack is left with less than a refill's worth,
+     * so the pushes below cannot overflow it whenever the lending began.
+     * After this the lent slab's frees must not reach superslab. */
+    enum { HOLD = 160 };
+    void *hold[HOLD];
+    for (int i = 0; i < HOLD; i++) {
+        hold[i] = harness_malloc(HOME_SIZE);
+        CHECK(hold[i]);
+    }
     uint64_t frees_before = harness_stats("ss").frees;
     for (int i = FIRST + SECOND; i < FIRST + SECOND + FEW; i++)
         harness_free(home_set[i]);
@@ -377,7 +383,8 @@ static void *free_set_across_owner_sleep(void *arg)
         harness_free(again[i]);
     for (int i = FIRST + SECOND + FEW; i < HOME_BLOCKS; i++)
         harness_free(home_set[i]);
-    harness_free(flush);
+    for (int i = 0; i < HOLD; i++)
+        harness_free(hold[i]);
     return NULL;
 }
 
