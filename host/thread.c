@@ -36,6 +36,10 @@ static struct thread_rec *all_recs, *free_recs;
 static uint32_t rec_count;
 static hak_spinlock orphan_lock = HAK_SPINLOCK_INIT;
 static char *orphan_block;
+/* The orphan block is set up on its first use (under orphan_lock): most
+ * processes never call after a thread's destructors, and its set-up wrote
+ * three to four pages of every process at start. */
+static int orphan_ready;
 
 _Static_assert(sizeof(struct hak_fast_stack) <= HAK_BLOCK_TOKEN_OFF, "the host's 64 bytes");
 
@@ -116,7 +120,6 @@ int hak_threads_start(const struct hak_plan *plan)
     orphan_block = hak_meta_alloc(plan->tls_size ? plan->tls_size : 64);
     if (!orphan_block)
         return -1;
-    init_block(orphan_block, 0, 1);
     return 0;
 }
 
@@ -165,6 +168,11 @@ char *hak_thread_acquire(void)
             return block;
     }
     hak_spin_lock(&orphan_lock);
+    if (HAK_UNLIKELY(!orphan_ready)) {
+        /* Box thread_init may take box locks: they come after this one. */
+        init_block(orphan_block, 0, 1);
+        orphan_ready = 1;
+    }
     return orphan_block;
 }
 
@@ -199,7 +207,7 @@ void hak_stats_collect(const struct hak_plan *plan, int index, struct hak_stats 
             in->desc->ops.stats(in->inst, rec->block + in->tls_offset, out);
     hak_spin_unlock(&thread_lock);
     hak_spin_lock(&orphan_lock);
-    if (orphan_block)
+    if (orphan_ready)
         in->desc->ops.stats(in->inst, orphan_block + in->tls_offset, out);
     hak_spin_unlock(&orphan_lock);
     in->desc->ops.stats(in->inst, NULL, out);
