@@ -340,8 +340,9 @@ int hak_trim(void);
 /* A block's first 64 bytes are the host's: an always-empty fast stack
  * (route slots without a stack point at it) and, here, the thread's token:
  * what set_thread_owner writes into a slab's region-map slot and the free
- * path compares. Tokens are never 0 (the null block's) nor
- * HAK_REGION_NOBODY, and a block gets a new one for each thread. */
+ * path compares. A thread's token is never 0 (the null block's), 2
+ * (HAK_TOKEN_ORPHAN) nor HAK_REGION_NOBODY, and 1 (HAK_TOKEN_SHARED) only
+ * under remote_frees = local; a block gets a new one for each thread. */
 #define HAK_BLOCK_TOKEN_OFF 56u
 /* Then 16 fast stacks that stay zero, so always full: the free path's
  * stacks when the front that owns the marked slabs has none of its own

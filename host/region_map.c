@@ -79,10 +79,9 @@ int hak_region_set(const void *p, size_t bytes, uint32_t entry, uint64_t *lost)
 }
 
 /* The box owning the granules calls this, for a slab it hands to a thread,
- * or (superslab's lending) a thread holding unpushed blocks of the slab,
- * which keeps it from being released or re-formatted: no writer changes
- * the entry between the load and the store; a race between two marks
- * leaves either mark, which is advisory. */
+ * or (superslab's lending, host->lend_slab) a thread holding unpushed
+ * blocks of the slab, which keeps it from being released or re-formatted;
+ * a race between two marks leaves either mark, which is advisory. */
 void hak_region_set_thread(const void *p, size_t bytes, uint32_t token)
 {
     uintptr_t a = (uintptr_t)p & ~(uintptr_t)(HAK_GRANULE - 1);
@@ -95,9 +94,13 @@ void hak_region_set_thread(const void *p, size_t bytes, uint32_t token)
             continue;
         uint64_t *slot = (uint64_t *)hak_region_slot_of(leaf, a);
         uint64_t word = __atomic_load_n(slot, __ATOMIC_RELAXED);
-        if (!((uint32_t)word & HAK_REGION_FAST))
-            continue;
-        __atomic_store_n(slot, (uint64_t)token << 32 | (uint32_t)word, __ATOMIC_RELEASE);
+        /* A compare-and-swap on the whole slot: should the entry change
+         * after all, the mark is dropped instead of writing the old entry
+         * back; another mark in between is simply replaced. */
+        while (((uint32_t)word & HAK_REGION_FAST) &&
+               !__atomic_compare_exchange_n(slot, &word, (uint64_t)token << 32 | (uint32_t)word, 0,
+                                            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+            ;
     }
 }
 

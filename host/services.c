@@ -449,6 +449,14 @@ static void svc_set_thread_owner(const void *tls, void *p, size_t bytes)
     hak_region_set_thread(p, bytes, token);
 }
 
+static int svc_lend_slab(void *p, size_t bytes)
+{
+    if (hak_region_orphan_thread != HAK_TOKEN_ORPHAN)
+        return 0; /* local: no marks; home: a sleeping owner's blocks still go home */
+    hak_region_set_thread(p, bytes, HAK_TOKEN_ORPHAN);
+    return 1;
+}
+
 struct hak_host hak_host_services = {
     .abi_version = HAK_BOX_ABI_VERSION,
     .struct_size = sizeof(struct hak_host),
@@ -473,6 +481,7 @@ struct hak_host hak_host_services = {
     .thp_mode = hak_thp_mode,
     .advise_huge = svc_advise_huge,
     .set_thread_owner = svc_set_thread_owner,
+    .lend_slab = svc_lend_slab,
 };
 
 void hak_services_fork_prepare(void)

@@ -118,6 +118,7 @@ int hak_threads_start(const struct hak_plan *plan)
     if (pthread_key_create(&exit_key, on_thread_exit))
         return -1;
     orphan_block = hak_meta_alloc(plan->tls_size ? plan->tls_size : 64);
+    orphan_ready = 0; /* a fresh block: set up on first use */
     if (!orphan_block)
         return -1;
     return 0;

@@ -140,24 +140,27 @@ static bool ss_owner_idle(const struct ss_inst *in, struct ss_slab *s, uint64_t 
     return *now - since >= in->owner_idle_ns;
 }
 
-/* s's owner sleeps: mark the slab nobody's, so the host pushes every
- * thread's frees of its blocks on the freeing thread's stacks (under
- * remote_frees = live_home; under home nobody's blocks still go to the
- * slab). The caller holds blocks of s not yet pushed back, so s is not
- * released or re-formatted meanwhile. Once per sleep. */
+/* s's owner sleeps: lend the slab (host->lend_slab), so the host pushes
+ * every thread's frees of its blocks on the freeing thread's stacks (only
+ * under remote_frees = live_home; elsewhere the host changes nothing and
+ * says so). The caller holds blocks of s not yet pushed back, so s is not
+ * released or re-formatted meanwhile. The mark first, then the flag: an
+ * owner that clears the flag has seen the mark, and its own mark lands
+ * after it (ss_unlend_slab), so a lent slab always has the flag up. */
 static void ss_lend_slab(const struct ss_inst *in, struct ss_slab *s)
 {
-    if (!in->marks_threads || atomic_load_explicit(&s->lent, memory_order_relaxed))
+    if (!in->lends || atomic_load_explicit(&s->lent, memory_order_relaxed))
         return;
-    atomic_store_explicit(&s->lent, 1, memory_order_relaxed);
-    in->host->set_thread_owner(NULL, s->base, SS_SLAB_SIZE);
+    if (in->host->lend_slab(s->base, SS_SLAB_SIZE))
+        atomic_store_explicit(&s->lent, 1, memory_order_seq_cst);
 }
 
-/* The owner is back: its slab is its own again in the free path. */
+/* The owner is back: its slab is its own again in the free path (again
+ * if a lender marked it meanwhile). */
 static void ss_unlend_slab(const struct ss_inst *in, struct ss_tls *t, struct ss_slab *s)
 {
-    atomic_store_explicit(&s->lent, 0, memory_order_relaxed);
-    in->host->set_thread_owner(t, s->base, SS_SLAB_SIZE);
+    while (atomic_exchange_explicit(&s->lent, 0, memory_order_seq_cst))
+        in->host->set_thread_owner(t, s->base, SS_SLAB_SIZE);
 }
 
 /* Up to n blocks of class c for this slice; how many it found. */
@@ -179,6 +182,8 @@ static uint32_t ss_take(struct ss_tls *t, uint32_t c, void **out, uint32_t n)
         got += ss_pop_local(in, s, out + got, n - got);
         if (got == n)
             break;
+        /* Short of blocks here: a lent slab is taken back (not before: the
+         * flag shares the line other threads push remote frees on). */
         if (HAK_UNLIKELY(atomic_load_explicit(&s->lent, memory_order_relaxed)))
             ss_unlend_slab(in, t, s);
         /* Blocks other threads sent home come before fresh ones: carving

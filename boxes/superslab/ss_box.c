@@ -34,7 +34,8 @@ static const struct hak_param ss_params[P_COUNT] = {
                        "a free slab committed this long without reuse is decommitted"},
     [P_OWNER_IDLE] = {"owner_idle_ms", HAK_PARAM_INT, "10", 0, 3600000, NULL,
                       "blocks of a thread that has not refilled for this long are reused by "
-                      "the thread freeing them, not sent home (0: always sent home)"},
+                      "the thread freeing them (borrowed; under live_home the slab is lent), "
+                      "not sent home (0: never borrowed or lent)"},
 };
 
 static const struct hak_link_decl ss_links[] = {
@@ -175,6 +176,7 @@ static void *ss_create(const struct hak_host *host, const struct hak_box_config 
     in->owner = cfg->owner;
     in->hardened = cfg->hardened != 0;
     in->marks_threads = HAK_HOST_HAS(host, set_thread_owner);
+    in->lends = in->marks_threads && HAK_HOST_HAS(host, lend_slab);
     strncpy(in->name, cfg->instance_name ? cfg->instance_name : "superslab",
             sizeof in->name - 1);
     if (!ss_setup_classes(in, &v[P_CLASSES], err, err_len))

@@ -96,6 +96,7 @@ struct ss_inst {
     uint16_t owner;
     bool hardened;
     bool marks_threads;                /* the host has set_thread_owner */
+    bool lends;                        /* and lend_slab */
     char name[48];
     uint32_t nclasses;
     uint32_t max_size;                 /* largest class */

@@ -291,11 +291,18 @@ struct hak_host {
      * Granules of other owners, or without the fast-stack class tags, are
      * left alone; under [host] remote_frees = local (the default) the host
      * ignores the marks: every thread caches every free. Under live_home
-     * nobody's means reusable by any freeing thread (an exited or sleeping
-     * owner's slab). A thread other than the owner may mark a slab while it
-     * holds blocks of it not yet given back (so the entry cannot change).
-     * Slow path only. */
+     * nobody's means an exited owner's slab, whose blocks any freeing
+     * thread reuses. Slow path only. */
     void (*set_thread_owner)(const void *tls, void *p, size_t bytes);
+    /* Lend a live owner's slab to every freeing thread: under [host]
+     * remote_frees = live_home the host marks its granules as an exited
+     * thread's, whose blocks the free path reuses wherever they are freed,
+     * and returns 1; under the other modes it changes nothing and returns 0
+     * (nothing to take back). The caller is not the owner: it must hold
+     * blocks of the slab not yet given back, so the granules' entry cannot
+     * change meanwhile. The owner takes the slab back with
+     * set_thread_owner. Slow path only. */
+    int (*lend_slab)(void *p, size_t bytes);
 };
 
 /* thp_mode values, and the size of one huge page on x86-64. */
@@ -328,6 +335,8 @@ struct hak_box_ops {
     void *(*create)(const struct hak_host *host, const struct hak_box_config *cfg,
                     char *err, size_t err_len);
     void (*destroy)(void *inst);
+    /* Must not call malloc or free: the host may hold the lock of the
+     * shared block of exited threads (its set-up runs thread_init). */
     void (*thread_init)(void *inst, void *tls);
     /* The thread is leaving: give everything cached back down the chain.
      * The slice may be reused by another thread afterwards. */

@@ -343,7 +343,9 @@ static void case_live_home_exited_reused(void)
 
 /* live_home, owner asleep: frees of a sleeping owner's blocks first go
  * home; once superslab sees the owner idle (owner_idle_ms = 1) it lends the
- * slab, and the frees after that stay with the freeing thread. */
+ * slab, and the frees after that stay with the freeing thread. Assumes the
+ * front's outbox holds 32 (FIRST flushes it three times, so the owner is
+ * seen before the nap) and the 200 blocks of 64 bytes share one slab. */
 static void *free_set_across_owner_sleep(void *arg)
 {
     enum { FIRST = 96, SECOND = 64, FEW = 16 }; /* of HOME_BLOCKS (200) */
