@@ -183,6 +183,23 @@ static void case_random_mix(void)
 
 static void *home_set[HOME_BLOCKS];
 
+static void allocate_home_set(void)
+{
+    for (int i = 0; i < HOME_BLOCKS; i++) {
+        home_set[i] = harness_malloc(HOME_SIZE);
+        CHECK(home_set[i]);
+    }
+}
+
+/* Every block superslab handed out came back (after this thread's caches
+ * drained at its exit). */
+static void expect_superslab_balanced(void)
+{
+    harness_thread_exit();
+    struct hak_stats st = harness_stats("ss");
+    CHECK_EQ(st.allocs, st.frees);
+}
+
 static int in_home_set(const void *p)
 {
     for (int i = 0; i < HOME_BLOCKS; i++)
@@ -234,10 +251,7 @@ static void case_blocks_go_home(void)
     /* owner_idle_ms = 0: the owner (joining) is never taken for asleep,
      * however slowly a loaded machine runs the freeing thread. */
     tiny_open(tiny_stack_now, "remote_frees = home", "owner_idle_ms = 0", NULL);
-    for (int i = 0; i < HOME_BLOCKS; i++) {
-        home_set[i] = harness_malloc(HOME_SIZE);
-        CHECK(home_set[i]);
-    }
+    allocate_home_set();
     run_thread(free_set_then_allocate, NULL);
     /* Back home: the owner reuses every block of the set. */
     CHECK_EQ(set_blocks_back(), HOME_BLOCKS);
@@ -272,23 +286,15 @@ static void *free_set_then_reuse(void *arg)
 static void case_freeing_thread_reuses(void)
 {
     tiny_open(tiny_stack_now, NULL, NULL, NULL);
-    for (int i = 0; i < HOME_BLOCKS; i++) {
-        home_set[i] = harness_malloc(HOME_SIZE);
-        CHECK(home_set[i]);
-    }
+    allocate_home_set();
     run_thread(free_set_then_reuse, NULL);
-    harness_thread_exit();
-    struct hak_stats s = harness_stats("ss");
-    CHECK_EQ(s.allocs, s.frees);
+    expect_superslab_balanced();
 }
 
 static void *allocate_set_and_exit(void *arg)
 {
     (void)arg;
-    for (int i = 0; i < HOME_BLOCKS; i++) {
-        home_set[i] = harness_malloc(HOME_SIZE);
-        CHECK(home_set[i]);
-    }
+    allocate_home_set();
     return NULL;
 }
 
@@ -306,9 +312,7 @@ static void case_orphans_adopted_on_free(void)
     /* The first free took the slab over: none was pushed as remote. */
     CHECK_EQ(harness_stats("ss").remote_frees, remote_before);
     CHECK_EQ(set_blocks_back(), HOME_BLOCKS);
-    harness_thread_exit();
-    struct hak_stats s = harness_stats("ss");
-    CHECK_EQ(s.allocs, s.frees);
+    expect_superslab_balanced();
 }
 
 /* remote_frees = live_home: the blocks of a thread that exited are reused
@@ -336,9 +340,7 @@ static void case_live_home_exited_reused(void)
         harness_free(again[i]);
     for (int i = FEW; i < HOME_BLOCKS; i++)
         harness_free(home_set[i]);
-    harness_thread_exit();
-    struct hak_stats st = harness_stats("ss");
-    CHECK_EQ(st.allocs, st.frees);
+    expect_superslab_balanced();
 }
 
 /* live_home, owner asleep: frees of a sleeping owner's blocks first go
@@ -393,14 +395,9 @@ static void *free_set_across_owner_sleep(void *arg)
 static void case_live_home_idle_owner_lends(void)
 {
     tiny_open(tiny_stack_now, "remote_frees = live_home", "owner_idle_ms = 1", NULL);
-    for (int i = 0; i < HOME_BLOCKS; i++) {
-        home_set[i] = harness_malloc(HOME_SIZE);
-        CHECK(home_set[i]);
-    }
+    allocate_home_set();
     run_thread(free_set_across_owner_sleep, NULL);
-    harness_thread_exit();
-    struct hak_stats st = harness_stats("ss");
-    CHECK_EQ(st.allocs, st.frees);
+    expect_superslab_balanced();
 }
 
 /* live_home, owner awake (never taken for asleep: owner_idle_ms = 0): its
@@ -408,10 +405,7 @@ static void case_live_home_idle_owner_lends(void)
 static void case_live_home_live_owner(void)
 {
     tiny_open(tiny_stack_now, "remote_frees = live_home", "owner_idle_ms = 0", NULL);
-    for (int i = 0; i < HOME_BLOCKS; i++) {
-        home_set[i] = harness_malloc(HOME_SIZE);
-        CHECK(home_set[i]);
-    }
+    allocate_home_set();
     run_thread(free_set_then_allocate, NULL);
     CHECK_EQ(set_blocks_back(), HOME_BLOCKS);
 }
