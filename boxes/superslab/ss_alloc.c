@@ -56,7 +56,7 @@ static uint32_t ss_carve(const struct ss_inst *in, struct ss_slab *s, void **out
 
 static bool ss_has_remote(const struct ss_slab *s)
 {
-    return atomic_load_explicit(&s->remote, memory_order_relaxed) != 0;
+    return ss_rw_count(atomic_load_explicit(&s->remote, memory_order_relaxed)) != 0;
 }
 
 /* Make cur a slab that may have blocks: an owned partial one, a full one
@@ -121,7 +121,7 @@ static uint32_t ss_borrow_pop(const struct ss_inst *in, struct ss_class_tls *ct,
  * once per call site (*now 0: not read yet). */
 static bool ss_owner_idle(const struct ss_inst *in, struct ss_slab *s, uint64_t *now)
 {
-    struct ss_tls *o = atomic_load_explicit(&s->owner_slice, memory_order_relaxed);
+    struct ss_activity *o = atomic_load_explicit(&s->owner_activity, memory_order_relaxed);
     if (!in->owner_idle_ns || !o)
         return false;
     uint64_t takes = atomic_load_explicit(&o->takes, memory_order_relaxed);
@@ -169,8 +169,10 @@ static uint32_t ss_take(struct ss_tls *t, uint32_t c, void **out, uint32_t n)
     struct ss_inst *in = ss_inst_of(t);
     struct ss_class_tls *ct = &t->cls[c];
     /* Seen by threads deciding whether this slice is idle. */
-    atomic_store_explicit(&t->takes, atomic_load_explicit(&t->takes, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    if (HAK_LIKELY(t->activity != NULL))
+        atomic_store_explicit(&t->activity->takes,
+                              atomic_load_explicit(&t->activity->takes, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
     uint32_t got = ct->borrowed ? ss_borrow_pop(in, ct, out, n) : 0;
     while (got < n) {
         struct ss_slab *s = ct->cur;
@@ -270,18 +272,23 @@ static __attribute__((noinline)) void ss_local_free_slow(struct ss_tls *t, struc
 }
 
 /* Push the chain first..last (linked through the slab's link word) onto the
- * slab's remote stack: one CAS for the whole chain. */
+ * slab's remote stack: one CAS for the whole chain. The push that brings an
+ * armed orphan's last block home releases it (the remote word, superslab.h);
+ * until then s may be touched by nobody else but pushers. */
 static void ss_remote_push(struct ss_tls *t, struct ss_slab *s, void *first, void *last,
                            uint32_t n)
 {
     const struct ss_inst *in = ss_inst_of(t);
-    uintptr_t old = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    uint64_t old = atomic_load_explicit(&s->remote, memory_order_relaxed), nw;
+    uint64_t head = (uint64_t)((char *)first - s->base);
     do {
-        ss_link_set(in, s, last, (void *)old);
-    } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)first,
-                                                    memory_order_release,
+        ss_link_set(in, s, last, ss_rw_first(s, old));
+        nw = (old & ~SS_RW_LOW) | (uint64_t)(ss_rw_count(old) + n) << SS_RW_COUNT_SHIFT | head;
+    } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, nw, memory_order_release,
                                                     memory_order_relaxed));
     t->remote_frees += n;
+    if (HAK_UNLIKELY(ss_rw_complete(nw)))
+        ss_release_finished_orphan(t, s);
 }
 
 /* Is p a block start of a carved block of a slab serving class tag? */

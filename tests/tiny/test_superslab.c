@@ -257,6 +257,78 @@ static void case_orphans(void)
     CHECK_EQ(s.allocs, s.frees);
 }
 
+/* How many 64 KB slabs blocks[0..n) lie in. */
+static uint64_t slabs_spanned(void *const *blocks, int n)
+{
+    uint64_t count = 0;
+    for (int i = 0; i < n; i++) {
+        uintptr_t slab = (uintptr_t)blocks[i] & ~(uintptr_t)(HAK_GRANULE - 1);
+        int seen = 0;
+        for (int k = 0; k < i && !seen; k++)
+            seen = ((uintptr_t)blocks[k] & ~(uintptr_t)(HAK_GRANULE - 1)) == slab;
+        count += !seen;
+    }
+    return count;
+}
+
+/* A thread exits holding blocks; another frees them all in batches (a
+ * front's drain: remote pushes, no adoption). The push that brings an
+ * orphan's last block home releases the slab then and there: its 64 KB
+ * counts as free (cached) without a trim, and a new thread of another
+ * class reuses it instead of mapping. Before, such orphans waited for a
+ * trim or an adopter (larson: 282 of 418 orphans empty after 5 s). */
+static void case_orphans_come_home(void)
+{
+    tiny_open(STACK_SS, NULL, NULL, NULL);
+    run_thread(alloc_and_exit, (void *)(uintptr_t)64);
+    uint64_t slabs = slabs_spanned(orphan_blocks, ORPHAN_N);
+    CHECK(slabs >= 3);
+    struct hak_stats before = harness_stats("ss");
+    uint64_t mapped = harness_bytes_mapped("ss");
+    for (int i = 0; i < ORPHAN_N; i += 32) {
+        int n = ORPHAN_N - i < 32 ? ORPHAN_N - i : 32;
+        for (int k = 0; k < n; k++)
+            CHECK(block_intact(orphan_blocks[i + k], 64, 5));
+        OPS("ss").free_batch(ss_tls(), tiny_class_of(64), &orphan_blocks[i], (uint32_t)n);
+    }
+    struct hak_stats after = harness_stats("ss");
+    CHECK_EQ(after.remote_frees - before.remote_frees, ORPHAN_N);
+    CHECK_EQ(after.cached_bytes - before.cached_bytes, slabs * HAK_GRANULE);
+    CHECK_EQ(after.allocs, after.frees);
+    /* Reused at once, for another class. */
+    run_thread(alloc_and_exit, (void *)(uintptr_t)512);
+    CHECK_EQ(harness_bytes_mapped("ss"), mapped);
+    for (int i = 0; i < ORPHAN_N; i++)
+        harness_free(orphan_blocks[i]);
+}
+
+/* Half the blocks come back before the thread exits, the rest after:
+ * the orphan is armed with what is out, and released by the last push.
+ * Under hardened too (its links are encoded). */
+static void *alloc_half_back_exit(void *arg)
+{
+    alloc_and_exit(arg);
+    size_t size = (size_t)(uintptr_t)arg;
+    OPS("ss").free_batch(ss_tls(), tiny_class_of(size), orphan_blocks, ORPHAN_N / 2);
+    return NULL;
+}
+
+static void orphans_come_home_half(const char *host_extra)
+{
+    tiny_open(STACK_SS, host_extra, NULL, NULL);
+    run_thread(alloc_half_back_exit, (void *)(uintptr_t)128);
+    uint64_t slabs = slabs_spanned(&orphan_blocks[ORPHAN_N / 2], ORPHAN_N / 2);
+    CHECK(slabs >= 3);
+    struct hak_stats before = harness_stats("ss");
+    OPS("ss").free_batch(ss_tls(), tiny_class_of(128), &orphan_blocks[ORPHAN_N / 2], ORPHAN_N / 2);
+    struct hak_stats after = harness_stats("ss");
+    CHECK_EQ(after.cached_bytes - before.cached_bytes, slabs * HAK_GRANULE);
+    CHECK_EQ(after.allocs, after.frees);
+}
+
+static void case_orphans_come_home_half(void) { orphans_come_home_half(NULL); }
+static void case_orphans_come_home_hardened(void) { orphans_come_home_half("hardened = on"); }
+
 /* ---- SuperSlabs back to the pages box ------------------------------------ */
 
 #define BIG_N 6000 /* 1024-byte blocks: 1984 per SuperSlab, so 4 of them */
@@ -429,6 +501,9 @@ int main(void)
     run_case("stats_exact", case_stats_exact);
     run_case("remote_free", case_remote_free);
     run_case("orphans", case_orphans);
+    run_case("orphans_come_home", case_orphans_come_home);
+    run_case("orphans_come_home_half", case_orphans_come_home_half);
+    run_case("orphans_come_home_hardened", case_orphans_come_home_hardened);
     run_case("release", case_release);
     run_abort_case("double_free", double_free, "double free");
     run_abort_case("interior_free", interior_free, "invalid pointer (not a block start)");
