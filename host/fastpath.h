@@ -88,7 +88,8 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p)
         /* Full, not a block start, or a marker already there (a double
          * free, or a live block that happens to hold it): the box decides
          * and reports. */
-        if (HAK_LIKELY(top != stack->limit && !((uintptr_t)p & stack->block_mask) &&
+        if (HAK_LIKELY(top != stack->limit &&
+                       ((uintptr_t)p & 0xFFFF) * stack->block_magic <= stack->block_magic_m1 &&
                        *(uintptr_t *)p != mark)) {
             *(uintptr_t *)p = mark;
             *top = p;

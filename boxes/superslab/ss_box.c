@@ -19,7 +19,7 @@ enum {
 };
 
 static const struct hak_param ss_params[P_COUNT] = {
-    [P_CLASSES] = {"classes", HAK_PARAM_SIZE_LIST, "16,32,64,128,256,512,1024", 8, 1024, NULL,
+    [P_CLASSES] = {"classes", HAK_PARAM_SIZE_LIST, "16,32,48,64,80,96,128,160,192,256,320,384,512,640,768,1024", 8, 1024, NULL,
                    "block sizes, increasing; multiples of 16 (an 8 first is allowed)"},
     [P_SUPERSLAB_SIZE] = {"superslab_size", HAK_PARAM_SIZE, "2M", 128 << 10, 16 << 20, NULL,
                           "bytes per SuperSlab from the pages box; power of two"},

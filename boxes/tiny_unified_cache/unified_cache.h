@@ -53,7 +53,9 @@ _Static_assert(offsetof(struct uc_class, top) == offsetof(struct hak_fast_stack,
                offsetof(struct uc_class, base) == offsetof(struct hak_fast_stack, base) &&
                offsetof(struct uc_class, limit) == offsetof(struct hak_fast_stack, limit) &&
                offsetof(struct uc_class, frees) == offsetof(struct hak_fast_stack, pushes) &&
-               offsetof(struct uc_class, block_mask) == offsetof(struct hak_fast_stack, block_mask),
+               offsetof(struct uc_class, block_mask) == offsetof(struct hak_fast_stack, block_mask) &&
+               offsetof(struct uc_class, magic) == offsetof(struct hak_fast_stack, block_magic) &&
+               offsetof(struct uc_class, magic_m1) == offsetof(struct hak_fast_stack, block_magic_m1),
                "uc_class is a hak_fast_stack");
 
 static inline uint32_t uc_count(const struct uc_class *c)

@@ -132,8 +132,8 @@ static inline void *hak_link_tls(const void *my_tls, const struct hak_link *link
  *
  * Protocol, per class stack (desc.fast_stack_offset/stride locate them):
  *   pop:  if top != base: p = *--top; first word of p = 0
- *   push: if top != limit and (p & block_mask) == 0 and first word of
- *         p != p ^ host->block_secret:
+ *   push: if top != limit and (p & 0xFFFF) * block_magic <= block_magic_m1
+ *         and first word of p != p ^ host->block_secret:
  *         first word of p = p ^ host->block_secret; *top++ = p; pushes++
  * A stack with top == base == limit == NULL is "not set up": both
  * operations fall to the box, which may set it up then. With host.hardened
@@ -149,10 +149,19 @@ struct hak_fast_stack {
     void **limit;    /* full when top == limit */
     uint64_t pushes; /* frees the host pushed (the box counts its own) */
     /* Every block of the class starts at an address with these bits clear
-     * (class size - 1 for power-of-two classes, else the alignment - 1): a
-     * free of an interior pointer fails the test and reaches the box, which
-     * reports it. */
+     * (class size - 1 for power-of-two classes, else the alignment - 1).
+     * The host's test is the exact one below; the box may use this. */
     uint64_t block_mask;
+    /* Blocks start at multiples of the class size S from their 64 KB
+     * granule: (p & 0xFFFF) * block_magic <= block_magic_m1 holds exactly
+     * for block starts, with block_magic = UINT64_MAX / S + 1 and
+     * block_magic_m1 = block_magic - 1 (Lemire's divisibility test; any S,
+     * not only powers of two). A free of an interior pointer fails it and
+     * reaches the box, which reports it. block_magic 0 (m1 UINT64_MAX)
+     * turns the test off. A box built before these fields existed leaves
+     * garbage here: valid frees then fall to the box more often, and
+     * interior pointers may go unnoticed, nothing worse. */
+    uint64_t block_magic, block_magic_m1;
 };
 
 /* ---- events for observers --------------------------------------------- */

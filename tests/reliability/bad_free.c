@@ -148,6 +148,8 @@ static const struct bad_case cases[] = {
     { "double_free_large", "double free", 0 },
     { "double_free_large_released", "double free|not allocated|invalid", 0 },
     { "interior_tiny", NULL, 0 },
+    { "interior_tiny_48", NULL, 0 },
+    { "interior_tiny_768", NULL, 0 },
     { "interior_mid", NULL, 0 },
     { "interior_l25", NULL, 0 },
     { "interior_large", NULL, 0 },
@@ -169,6 +171,11 @@ static void *run_misuse(const char *name)
     /* Bigger than the large box's cache: unmapped at the first free. */
     if (!strcmp(name, "double_free_large_released")) return double_free(100 << 20);
     if (!strcmp(name, "interior_tiny")) return interior(64, 16);
+    /* Classes that are not powers of two: 40 B is a 48-byte block, 700 B
+     * a 768-byte one, whose p + 256 is 256-aligned; only the host's exact
+     * block-start test (a multiple of the class size) tells them apart. */
+    if (!strcmp(name, "interior_tiny_48")) return interior(40, 16);
+    if (!strcmp(name, "interior_tiny_768")) return interior(700, 256);
     if (!strcmp(name, "interior_mid")) return interior(8192, 64);
     if (!strcmp(name, "interior_l25")) return interior(256 << 10, 4096);
     if (!strcmp(name, "interior_large")) return interior(4 << 20, 4096);

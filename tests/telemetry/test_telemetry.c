@@ -412,7 +412,8 @@ static int box_built(const char *plugin)
 
 #define SS_ROUTE(front_route, front_box) \
     "[route]\n1-1K = " front_route "\n1025-max = large\n[box.large]\nplugin = large\n" \
-    "[box.os]\nplugin = os_pages\n[box.ss]\nplugin = superslab\npages = os\n" front_box
+    "[box.os]\nplugin = os_pages\n[box.ss]\nplugin = superslab\npages = os\n" \
+    "classes = 16,32,64,128,256,512,1024\n" front_box
 
 enum { SS_SLAB_BLOCKS = 1024 }; /* 64-byte blocks in one 64 KB slab */
 

@@ -32,10 +32,12 @@ void tiny_open(enum tiny_stack s, const char *host_extra, const char *ss_extra,
     int n = snprintf(text, sizeof text,
                      "[host]\n%s\n"
                      "[route]\n1-1K = %s\n1025-max = large\n"
-                     "[box.ss]\nplugin = superslab\npages = os\n%s\n"
+                     "[box.ss]\nplugin = superslab\npages = os\n%s\n%s\n"
                      "[box.os]\nplugin = os_pages\n"
                      "[box.large]\nplugin = large\n",
-                     host_extra ? host_extra : "", tiny_top(), ss_extra ? ss_extra : "");
+                     host_extra ? host_extra : "", tiny_top(),
+                     ss_extra && strstr(ss_extra, "classes") ? "" : "classes = " TINY_CLASS_LIST,
+                     ss_extra ? ss_extra : "");
     if (front)
         n += snprintf(text + n, sizeof text - (size_t)n, "[box.tiny]\nplugin = %s\nbelow = %s\n%s\n",
                       front, front_below, front_extra ? front_extra : "");

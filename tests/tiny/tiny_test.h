@@ -32,7 +32,10 @@ const char *tiny_top(void);
 void tiny_open(enum tiny_stack s, const char *host_extra, const char *ss_extra,
                const char *front_extra);
 
-/* The default classes, and the class a size lands in. */
+/* The classes these tests open superslab with (its default before the
+ * finer classes: the cases count blocks per power-of-two slab), and the
+ * class a size lands in. test_fronts runs the box's default classes too. */
+#define TINY_CLASS_LIST "16,32,64,128,256,512,1024"
 #define TINY_CLASSES 7
 size_t tiny_class_size(unsigned cls);
 unsigned tiny_class_of(size_t size);
