@@ -467,8 +467,7 @@ struct ss_slab *ss_acquire_slab(struct ss_tls *t, uint32_t cls)
     }
     t->refills++;
     ss_maybe_purge(in, t, in->host->now_ns());
-    if (adopted) {
-        s->state = SLAB_ACTIVE;
+    if (adopted) { /* marked active under the lock (ss_adopt_orphan_locked) */
         atomic_store_explicit(&s->owner_id, t->id, memory_order_relaxed);
         ss_mark_thread(in, t, s);
         if (ss_drain_remote(in, s))
