@@ -131,9 +131,13 @@ static char *read_line(char *str, int num, void *stream)
         const char *close = memchr(start, ']', line_len);
         if (close && close > start + 1 && (size_t)(close - start - 1) < HAK_NAME_MAX &&
             ctx->raw->entry_count < HAK_MAX_ENTRIES) {
-            struct hak_cfg_entry *e = &ctx->raw->entries[ctx->raw->entry_count++];
-            memset(e, 0, sizeof *e);
-            memcpy(e->section, start + 1, (size_t)(close - start - 1));
+            int i = ctx->raw->entry_count++;
+            struct hak_cfg_entry *e = &ctx->raw->entries[i];
+            struct hak_cfg_text *t = &ctx->raw->text[i];
+            memcpy(t->section, start + 1, (size_t)(close - start - 1));
+            t->section[close - start - 1] = '\0';
+            e->section = t->section;
+            e->key = e->value = "";
             e->source = ctx->raw->file;
             e->line = ctx->line;
         }
@@ -155,6 +159,26 @@ static int copy_field(char *dst, size_t cap, const char *src)
     if (n >= cap)
         return -1;
     memcpy(dst, src, n + 1);
+    return 0;
+}
+
+/* Copy the given strings (NULL: keep the entry's) into entry i's text
+ * store and point the entry at the copies. */
+static int store_entry(struct hak_cfg_raw *raw, int i, const char *section, const char *key,
+                       const char *value)
+{
+    struct hak_cfg_entry *e = &raw->entries[i];
+    struct hak_cfg_text *t = &raw->text[i];
+    if ((section && copy_field(t->section, sizeof t->section, section)) ||
+        (key && copy_field(t->key, sizeof t->key, key)) ||
+        (value && copy_field(t->value, sizeof t->value, value)))
+        return -1;
+    if (section)
+        e->section = t->section;
+    if (key)
+        e->key = t->key;
+    if (value)
+        e->value = t->value;
     return 0;
 }
 
@@ -185,9 +209,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         return 0;
     }
     struct hak_cfg_entry *e = &raw->entries[raw->entry_count];
-    if (copy_field(e->section, sizeof e->section, section) ||
-        copy_field(e->key, sizeof e->key, name) ||
-        copy_field(e->value, sizeof e->value, value)) {
+    if (store_entry(raw, raw->entry_count, section, name, value)) {
         hak_error_set(ctx->err, raw->file, ctx->line, "[%s] %s: name or value too long", section, name);
         ctx->failed = 1;
         return 0;
@@ -236,12 +258,16 @@ int hak_config_from_entries(struct hak_cfg_raw *raw, const char *file,
             return -1;
         }
         struct hak_cfg_entry *e = &raw->entries[i];
-        if (copy_field(e->section, sizeof e->section, entries[i].section) ||
-            copy_field(e->key, sizeof e->key, entries[i].key) ||
-            copy_field(e->value, sizeof e->value, entries[i].value)) {
+        /* The table's strings, not copies (they live as long as the
+         * library); only their lengths are checked, as a parse would. */
+        if (strlen(entries[i].section) >= HAK_NAME_MAX || strlen(entries[i].key) >= HAK_NAME_MAX ||
+            strlen(entries[i].value) >= HAK_VALUE_MAX) {
             hak_error_set(err, raw->file, entries[i].line, "name or value too long");
             return -1;
         }
+        e->section = entries[i].section;
+        e->key = entries[i].key;
+        e->value = entries[i].value;
         e->source = raw->file;
         e->line = entries[i].line;
         raw->entry_count++;
@@ -291,23 +317,23 @@ int hak_config_apply_overrides(struct hak_cfg_raw *raw, const char *set, struct 
         *eq = '\0';
         *dot = '\0';
         const char *section = buf, *key = dot + 1, *value = eq + 1;
-        struct hak_cfg_entry *e = NULL;
+        int at = -1;
         for (int i = 0; i < raw->entry_count; i++)
             if (!strcmp(raw->entries[i].section, section) && !strcmp(raw->entries[i].key, key))
-                e = &raw->entries[i];
-        if (!e) {
+                at = i;
+        if (at < 0) {
             if (raw->entry_count == HAK_MAX_ENTRIES) {
                 hak_error_set(err, "HAKMEM_SET", item, "too many keys");
                 return -1;
             }
-            e = &raw->entries[raw->entry_count++];
-            if (copy_field(e->section, sizeof e->section, section) ||
-                copy_field(e->key, sizeof e->key, key)) {
+            at = raw->entry_count++;
+            if (store_entry(raw, at, section, key, NULL)) {
                 hak_error_set(err, "HAKMEM_SET", item, "name too long");
                 return -1;
             }
         }
-        if (copy_field(e->value, sizeof e->value, value)) {
+        struct hak_cfg_entry *e = &raw->entries[at];
+        if (store_entry(raw, at, NULL, NULL, value)) {
             hak_error_set(err, "HAKMEM_SET", item, "value too long");
             return -1;
         }

@@ -53,18 +53,29 @@ void hak_error_set(struct hak_error *err, const char *file, int line, const char
 
 /* ---- raw config --------------------------------------------------------- */
 
+/* An entry's strings are never NULL (a section header has key "" and
+ * value ""). They point into the raw config's text store (parsed text,
+ * HAKMEM_SET) or, for the compiled-in default, at the table's own strings:
+ * copying those was 400 bytes an entry, pages every process wrote at start. */
 struct hak_cfg_entry {
+    const char *section;
+    const char *key;
+    const char *value;
+    const char *source; /* file name, or "HAKMEM_SET" */
+    int line;
+};
+
+struct hak_cfg_text {
     char section[HAK_NAME_MAX];
     char key[HAK_NAME_MAX];
     char value[HAK_VALUE_MAX];
-    const char *source; /* file name, or "HAKMEM_SET" */
-    int line;
 };
 
 struct hak_cfg_raw {
     char file[PATH_MAX];
     int entry_count;
     struct hak_cfg_entry entries[HAK_MAX_ENTRIES];
+    struct hak_cfg_text text[HAK_MAX_ENTRIES]; /* text[i]: entries[i]'s copies, if any */
 };
 
 int hak_config_parse_text(struct hak_cfg_raw *raw, const char *text, size_t len,
