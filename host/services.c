@@ -119,6 +119,11 @@ static void *svc_map(uint16_t owner, size_t bytes, size_t align, uint16_t tag)
     return p;
 }
 
+static void svc_growing(uint16_t owner, size_t bytes)
+{
+    reclaim_others(owner, bytes);
+}
+
 static void svc_unmap(void *p, size_t bytes)
 {
     size_t size = (bytes + HAK_GRANULE - 1) & ~(HAK_GRANULE - 1);
@@ -482,6 +487,7 @@ struct hak_host hak_host_services = {
     .advise_huge = svc_advise_huge,
     .set_thread_owner = svc_set_thread_owner,
     .lend_slab = svc_lend_slab,
+    .growing = svc_growing,
 };
 
 void hak_services_fork_prepare(void)

@@ -88,8 +88,14 @@ static void *l25_alloc_slow(struct l25_tls *t, unsigned c)
         t->slot[c][t->count[c]++] = out[i];
         t->cached_bytes += bytes;
     }
-    if (fresh)
+    if (fresh) {
         l25_event(in, HAK_EV_FRESH, out[0], fresh, got);
+        /* the process grows by `fresh`: what is kept only in case goes
+         * first, here (dirty granules too small or too far for this
+         * request) and in the other boxes */
+        if (in->growing)
+            in->growing(in->owner, fresh);
+    }
     if (fresh < (uint64_t)got * bytes)
         l25_event(in, HAK_EV_REUSE, out[0], (uint64_t)got * bytes - fresh, got);
     if (got > 1)

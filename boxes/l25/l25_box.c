@@ -39,6 +39,7 @@ static void *l25_create(const struct hak_host *host, const struct hak_box_config
         return NULL;
     }
     in->host = host;
+    in->growing = HAK_HOST_HAS(host, growing) ? host->growing : NULL;
     in->pages = cfg->links[0];
     in->owner = cfg->owner;
     in->hardened = cfg->hardened;
@@ -101,6 +102,13 @@ static size_t l25_trim(void *inst, void *tls)
     return released;
 }
 
+/* Another box is about to fault in fresh pages: dirty granules beyond a
+ * quarter of the live bytes go back first, up to that much. */
+size_t l25_reclaim(void *inst, size_t bytes)
+{
+    return l25_release_dirty(inst, bytes);
+}
+
 static void l25_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct l25_inst *)inst)->lock); }
 static void l25_fork_parent(void *inst) { hak_spin_fork_parent(&((struct l25_inst *)inst)->lock); }
 static void l25_fork_child(void *inst) { hak_spin_fork_child(&((struct l25_inst *)inst)->lock); }
@@ -148,6 +156,7 @@ static const struct hak_box_desc l25_desc = {
         .class_size = l25_class_size,
         .alloc_batch = l25_alloc_batch,
         .free_batch = l25_free_batch,
+        .reclaim = l25_reclaim,
     },
 };
 

@@ -52,6 +52,7 @@
 #define L25_PURGE_BATCH 16u          /* runs one tick handles outside the lock */
 #define L25_RADIX_TOP_BITS 15u       /* address bits 33..47 */
 #define L25_RADIX_LEAF_BITS 12u      /* address bits 21..32 */
+#define L25_RECLAIM_KEEP_SHIFT 2u    /* reclaim keeps dirty up to live / 4 */
 
 enum l25_param_index {
     P_BUNDLE,
@@ -82,6 +83,7 @@ struct l25_run {
 
 struct l25_inst {
     const struct hak_host *host;
+    void (*growing)(uint16_t owner, size_t bytes); /* host->growing, or NULL */
     struct hak_link pages;
     uint16_t owner;
     int hardened;
@@ -98,6 +100,7 @@ struct l25_inst {
     struct l25_run *free_descs;
     uint32_t run_count;
     size_t dirty_bytes;
+    size_t live_bytes;               /* granules in blocks (cached ones too) */
     bool force_purge;
     _Atomic uint64_t next_tick_ns;   /* 0: no tick pending */
     struct l25_run **radix[1u << L25_RADIX_TOP_BITS]; /* run base -> run */
@@ -138,6 +141,8 @@ bool l25_resize_locked(struct l25_inst *in, void *p, unsigned n_old, unsigned n_
 struct l25_run *l25_run_new(struct l25_inst *in, void *ptls); /* unlocked */
 size_t l25_tick(struct l25_inst *in, void *ptls, uint64_t now, bool force); /* unlocked */
 void l25_tick_check(struct l25_tls *t);
+size_t l25_release_dirty(struct l25_inst *in, size_t limit); /* unlocked */
+size_t l25_reclaim(void *inst, size_t bytes);
 
 /* l25_alloc.c */
 void *l25_alloc(void *tls, size_t size);

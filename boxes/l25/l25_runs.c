@@ -130,6 +130,7 @@ static unsigned l25_place(struct l25_inst *in, struct l25_run *r, unsigned n,
     r->dirty_new &= ~mask;
     r->dirty_old &= ~mask;
     in->dirty_bytes -= (size_t)reused << HAK_GRANULE_SHIFT;
+    in->live_bytes += (size_t)n << HAK_GRANULE_SHIFT;
     *fresh_bytes += (uint64_t)(n - reused) << HAK_GRANULE_SHIFT;
     /* only the block's first granule is looked up (free, usable_size and
      * realloc get the block's own address); when a block of the same class
@@ -200,6 +201,7 @@ bool l25_free_locked(struct l25_inst *in, void *p, unsigned n)
     r->starts &= ~(1u << pos);
     r->dirty_new |= mask;
     in->dirty_bytes += (size_t)n << HAK_GRANULE_SHIFT;
+    in->live_bytes -= (size_t)n << HAK_GRANULE_SHIFT;
     l25_rebin(in, r);
     return true;
 }
@@ -216,6 +218,7 @@ bool l25_resize_locked(struct l25_inst *in, void *p, unsigned n_old, unsigned n_
         r->used &= ~tail;
         r->dirty_new |= tail;
         in->dirty_bytes += (size_t)(n_old - n_new) << HAK_GRANULE_SHIFT;
+        in->live_bytes -= (size_t)(n_old - n_new) << HAK_GRANULE_SHIFT;
     } else {
         if (pos + n_new > L25_RUN_GRANULES)
             return false;
@@ -227,6 +230,7 @@ bool l25_resize_locked(struct l25_inst *in, void *p, unsigned n_old, unsigned n_
         r->dirty_new &= ~ext;
         r->dirty_old &= ~ext;
         in->dirty_bytes -= (size_t)reused << HAK_GRANULE_SHIFT;
+        in->live_bytes += (size_t)(n_new - n_old) << HAK_GRANULE_SHIFT;
     }
     l25_rebin(in, r);
     r->tag[pos] = (uint8_t)(n_new - 1);
@@ -407,5 +411,56 @@ size_t l25_tick(struct l25_inst *in, void *ptls, uint64_t now, bool force)
         }
         hak_spin_unlock(&in->lock);
     }
+    return released;
+}
+
+/* ---- giving back when the process grows elsewhere (ops.reclaim) --------- */
+
+/* Decommit dirty granules, those free a whole tick first, until at most a
+ * quarter of the live bytes stay dirty or `limit` bytes went; runs stay (no page-box
+ * call: the caller may be inside another box's slow path). A trylock, and
+ * at most L25_PURGE_BATCH runs: the caller never waits on this box. */
+size_t l25_release_dirty(struct l25_inst *in, size_t limit)
+{
+    struct l25_purge_item items[L25_PURGE_BATCH];
+    unsigned ni = 0;
+    size_t taken = 0;
+    if (!hak_spin_trylock(&in->lock))
+        return 0;
+    size_t keep = in->live_bytes >> L25_RECLAIM_KEEP_SHIFT;
+    for (int pass = 0; pass < 2; pass++) {
+        for (struct l25_run *r = in->runs; r && ni < L25_PURGE_BATCH; r = r->all_next) {
+            if (in->dirty_bytes <= keep || taken >= limit)
+                break;
+            uint32_t purge = pass == 0 ? r->dirty_old : r->dirty_new;
+            if (!purge)
+                continue;
+            r->used |= purge;
+            r->busy |= purge;
+            r->dirty_old &= ~purge;
+            r->dirty_new &= ~purge;
+            size_t bytes = (size_t)__builtin_popcount(purge) << HAK_GRANULE_SHIFT;
+            in->dirty_bytes -= bytes;
+            taken += bytes;
+            l25_rebin(in, r);
+            items[ni].run = r;
+            items[ni].mask = purge;
+            ni++;
+        }
+    }
+    hak_spin_unlock(&in->lock);
+    if (!ni)
+        return 0;
+    size_t released = 0;
+    for (unsigned i = 0; i < ni; i++)
+        released += l25_decommit_mask(in, items[i].run->base, items[i].mask);
+    hak_spin_lock(&in->lock);
+    for (unsigned i = 0; i < ni; i++) {
+        struct l25_run *r = items[i].run;
+        r->used &= ~items[i].mask;
+        r->busy &= ~items[i].mask;
+        l25_rebin(in, r);
+    }
+    hak_spin_unlock(&in->lock);
     return released;
 }

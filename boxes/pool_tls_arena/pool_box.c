@@ -103,6 +103,7 @@ static void *pool_create(const struct hak_host *host, const struct hak_box_confi
         return NULL;
     }
     in->host = host;
+    in->growing = HAK_HOST_HAS(host, growing) ? host->growing : NULL;
     in->pages = cfg->links[0];
     in->owner = cfg->owner;
     in->hardened = cfg->hardened;

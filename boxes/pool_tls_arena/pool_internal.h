@@ -154,6 +154,7 @@ struct pool_inst {
      * threads, and it decays: idle granules go after purge_delay. */
     _Atomic int64_t owned_dirty;
     _Atomic uint64_t orphan_dirty;
+    void (*growing)(uint16_t owner, size_t bytes); /* host->growing, or NULL */
     struct pool_pending *free_pending;
     char name[64];
 };

@@ -70,8 +70,14 @@ static struct pool_slab *pool_slab_init(struct pool_tls *t, struct pool_chunk *c
     atomic_store_explicit(&s->owner, (void *)t, memory_order_relaxed);
     t->st.refills++;
 
-    if (dirty < k)
-        pool_event(in, HAK_EV_FRESH, base, (uint64_t)(k - dirty) << HAK_GRANULE_SHIFT, 1);
+    if (dirty < k) {
+        size_t fresh = (size_t)(k - dirty) << HAK_GRANULE_SHIFT;
+        pool_event(in, HAK_EV_FRESH, base, fresh, 1);
+        /* the process grows: the other boxes give back what they keep
+         * only in case */
+        if (in->growing)
+            in->growing(in->owner, fresh);
+    }
     if (dirty)
         pool_event(in, HAK_EV_REUSE, base, (uint64_t)dirty << HAK_GRANULE_SHIFT, 1);
     return s;

@@ -172,6 +172,7 @@ static void *ss_create(const struct hak_host *host, const struct hak_box_config 
         return NULL;
     }
     in->host = host;
+    in->growing = HAK_HOST_HAS(host, growing) ? host->growing : NULL;
     in->pages = *pages;
     in->owner = cfg->owner;
     in->hardened = cfg->hardened != 0;
@@ -266,6 +267,7 @@ static const struct hak_box_desc ss_desc = {
         .fork_child = ss_fork_child,
         .stats = ss_stats,
         .trim = ss_trim,
+        .reclaim = ss_reclaim,
         .alloc = ss_alloc,
         .free = ss_free,
         .usable_size = ss_usable_size,

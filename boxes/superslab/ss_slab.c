@@ -350,9 +350,10 @@ static struct ss_slab *ss_take_free_slab_locked(struct ss_inst *in)
 }
 
 /* Put a slab on its SuperSlab's free list. Returns the SuperSlab when it
- * became wholly free and is to be given back (the caller does, unlocked). */
+ * became wholly free and is to be given back (the caller does, unlocked);
+ * with keep, such a SuperSlab stays on the empty list instead. */
 static struct ss_head *ss_put_free_locked(struct ss_inst *in, struct ss_slab *s,
-                                          bool committed, uint64_t now)
+                                          bool committed, uint64_t now, bool keep)
 {
     struct ss_head *h = ss_head_of_slab(in, s);
     ss_list_push(&h->free_slabs, s);
@@ -366,7 +367,7 @@ static struct ss_head *ss_put_free_locked(struct ss_inst *in, struct ss_slab *s,
     if (h->free_count < h->nslabs - 1)
         return NULL;
     ss_head_remove(&in->partial, h);
-    if (in->empty_count < in->keep_empty) {
+    if (keep || in->empty_count < in->keep_empty) {
         ss_head_push(&in->empty, h, SS_IN_EMPTY);
         in->empty_count++;
         return NULL;
@@ -415,7 +416,7 @@ static size_t ss_purge_warm(struct ss_inst *in, void *tls, uint64_t now, bool al
         uint32_t ng = 0;
         hak_spin_lock(&in->lock);
         for (uint32_t i = 0; i < n; i++) {
-            struct ss_head *h = ss_put_free_locked(in, batch[i], false, now);
+            struct ss_head *h = ss_put_free_locked(in, batch[i], false, now, false);
             if (h)
                 give[ng++] = h;
         }
@@ -431,10 +432,54 @@ static size_t ss_purge_warm(struct ss_inst *in, void *tls, uint64_t now, bool al
  * may be a moment stale; a purge that finds nothing costs one lock round. */
 static void ss_maybe_purge(struct ss_inst *in, void *tls, uint64_t now)
 {
+    if (HAK_UNLIKELY(atomic_load_explicit(&in->empty_over_keep, memory_order_relaxed))) {
+        atomic_store_explicit(&in->empty_over_keep, 0, memory_order_relaxed);
+        ss_release_superslabs(in, tls, in->keep_empty); /* what ss_reclaim kept */
+    }
     uint64_t oldest = atomic_load_explicit(&in->warm_oldest_ns, memory_order_relaxed);
     if (oldest && (atomic_load_explicit(&in->warm_count, memory_order_relaxed) > in->warm_max ||
                    now - oldest >= in->purge_delay_ns))
         ss_purge_warm(in, tls, now, false);
+}
+
+/* ops.reclaim: another box is about to fault in fresh pages. The oldest
+ * warm slabs beyond a quarter of the slabs in use are decommitted, up to
+ * `bytes`. Trylocks, and no system call under the lock: the caller may be
+ * inside another box's slow path. A SuperSlab this leaves wholly free is kept on the empty list
+ * (decommitted but for its metadata granule): giving it to the pages box
+ * needs a thread's slice, which a foreign caller does not have; the next
+ * release or trim of this box's own threads gives it back. */
+size_t ss_reclaim(void *inst, size_t bytes)
+{
+    struct ss_inst *in = inst;
+    size_t released = 0;
+    while (released < bytes && atomic_load_explicit(&in->warm_count, memory_order_relaxed)) {
+        if (!hak_spin_trylock(&in->lock))
+            break;
+        uint64_t in_use = in->superslabs * (in->ss_granules - 1) - in->free_slabs;
+        struct ss_slab *batch[SS_PURGE_BATCH];
+        uint32_t n = 0;
+        while (n < SS_PURGE_BATCH && in->warm_tail && in->warm_count > in_use / 4 &&
+               released + (size_t)n * SS_SLAB_SIZE < bytes) {
+            struct ss_slab *s = in->warm_tail;
+            ss_unfree_slab_locked(in, s);
+            batch[n++] = s;
+        }
+        hak_spin_unlock(&in->lock);
+        if (!n)
+            break;
+        for (uint32_t i = 0; i < n; i++)
+            in->host->decommit(batch[i]->base, SS_SLAB_SIZE);
+        uint64_t now = in->host->now_ns();
+        hak_spin_lock(&in->lock);
+        for (uint32_t i = 0; i < n; i++)
+            ss_put_free_locked(in, batch[i], false, now, true);
+        if (in->empty_count > in->keep_empty)
+            atomic_store_explicit(&in->empty_over_keep, 1, memory_order_relaxed);
+        hak_spin_unlock(&in->lock);
+        released += (size_t)n * SS_SLAB_SIZE;
+    }
+    return released;
 }
 
 size_t ss_purge_all(struct ss_inst *in, void *tls)
@@ -446,13 +491,15 @@ struct ss_slab *ss_acquire_slab(struct ss_tls *t, uint32_t cls)
 {
     struct ss_inst *in = ss_inst_of(t);
     struct ss_slab *s;
-    bool adopted;
+    bool adopted, fresh = false;
     for (;;) {
         hak_spin_lock(&in->lock);
         s = ss_adopt_orphan_locked(in, cls);
         adopted = s != NULL;
-        if (!s)
+        if (!s) {
+            fresh = in->warm_head == NULL; /* no committed free slab left */
             s = ss_take_free_slab_locked(in);
+        }
         hak_spin_unlock(&in->lock);
         if (s)
             break;
@@ -474,6 +521,10 @@ struct ss_slab *ss_acquire_slab(struct ss_tls *t, uint32_t cls)
             t->drains++;
         return s;
     }
+    /* pages that carving will fault in: the other boxes give back what
+     * they keep only in case */
+    if (fresh && in->growing)
+        in->growing(in->owner, SS_SLAB_SIZE);
     ss_format(in, s, cls);
     in->host->assign(s->base, SS_SLAB_SIZE, in->owner, (uint16_t)cls);
     s->state = SLAB_ACTIVE;
@@ -503,7 +554,7 @@ void ss_release_slab(struct ss_tls *t, struct ss_slab *s)
 
     uint64_t now = in->host->now_ns();
     hak_spin_lock(&in->lock);
-    struct ss_head *give = ss_put_free_locked(in, s, true, now);
+    struct ss_head *give = ss_put_free_locked(in, s, true, now, false);
     hak_spin_unlock(&in->lock);
     if (give)
         ss_give_superslab(in, t, give);

@@ -104,6 +104,7 @@ enum ss_head_list { SS_IN_NONE, SS_IN_PARTIAL, SS_IN_EMPTY };
 
 struct ss_inst {
     const struct hak_host *host;
+    void (*growing)(uint16_t owner, size_t bytes); /* host->growing, or NULL */
     struct hak_link pages;
     uint16_t owner;
     bool hardened;
@@ -141,6 +142,7 @@ struct ss_inst {
      * length and the oldest slab's freed_ns (0: empty), so the check never
      * touches a slab record another thread may be giving back. */
     _Atomic uint64_t warm_count;
+    _Atomic uint32_t empty_over_keep;  /* ss_reclaim left empties beyond keep_empty */
     _Atomic uint64_t warm_oldest_ns;
     uint64_t orphan_slabs;
     /* Activity cells: [0, activity_used) handed out at least once; the
@@ -326,6 +328,7 @@ uint32_t ss_drain_remote(const struct ss_inst *in, struct ss_slab *s);
 void ss_release_finished_orphan(struct ss_tls *t, struct ss_slab *s);
 size_t ss_release_superslabs(struct ss_inst *in, void *tls, uint32_t keep);
 size_t ss_purge_all(struct ss_inst *in, void *tls);
+size_t ss_reclaim(void *inst, size_t bytes);
 
 /* ss_alloc.c */
 void *ss_alloc(void *tls, size_t size);

@@ -261,6 +261,51 @@ static void case_mixed_footprint(void)
             harness_free(slot[k]);
 }
 
+/* Another box faulting in fresh pages (large mapping 16 MB) takes back the
+ * dirty granules beyond a quarter of the live ones (ops.reclaim), though
+ * the purge delay is a minute away; the live blocks are untouched. */
+static void case_reclaim_when_others_grow(void)
+{
+    harness_open(mid_config("", "", "cache_count = 0\npurge_delay_ms = 60000\ndirty_max = 1G"));
+    enum { N = 8 };
+    char *live[N], *gone[N];
+    for (int i = 0; i < N; i++) {
+        live[i] = harness_malloc(1 * MB);
+        gone[i] = harness_malloc(1 * MB);
+        CHECK(live[i] && gone[i]);
+        touch_pages(live[i], MB, (uint32_t)i);
+        memset(gone[i], 1, MB);
+    }
+    for (int i = 0; i < N; i++)
+        harness_free(gone[i]);
+    size_t before = 0, after = 0;
+    for (int i = 0; i < N; i++)
+        before += resident_bytes(gone[i], MB);
+    CHECK_EQ(before, N * MB); /* kept committed: the delay has not passed */
+    char *big = harness_malloc(16 * MB);
+    CHECK(big);
+    CHECK_EQ(owner_of(big), harness_owner("large"));
+    for (int i = 0; i < N; i++)
+        after += resident_bytes(gone[i], MB);
+    printf("reclaim: %zu KB of the freed 8 MB resident after large mapped 16 MB\n", after >> 10);
+    CHECK(after <= 2 * MB); /* a quarter of the 8 MB live stays dirty at most */
+    CHECK(after >= 1 * MB); /* and that share is kept */
+    for (int i = 0; i < N; i++)
+        CHECK(check_pages(live[i], MB, (uint32_t)i));
+    /* the decommitted granules serve new blocks again */
+    for (int i = 0; i < N; i++) {
+        gone[i] = harness_malloc(1 * MB);
+        CHECK(gone[i]);
+        fill(gone[i], MB, (uint32_t)(100 + i));
+        CHECK(check_fill(gone[i], MB, (uint32_t)(100 + i)));
+    }
+    for (int i = 0; i < N; i++) {
+        harness_free(gone[i]);
+        harness_free(live[i]);
+    }
+    harness_free(big);
+}
+
 static void do_double_free(void)
 {
     harness_open(mid_config("", "", "cache_count = 0"));
@@ -308,6 +353,7 @@ int main(void)
     run_case("realloc", case_realloc);
     run_case("aligned", case_aligned);
     run_case("mixed_footprint", case_mixed_footprint);
+    run_case("reclaim_when_others_grow", case_reclaim_when_others_grow);
     run_abort_case("double_free", do_double_free, "double free");
     run_abort_case("double_free_cached", do_double_free_cached, "double free");
     run_abort_case("bad_free_inside", do_bad_free_inside, "l25 block");
