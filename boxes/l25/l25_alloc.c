@@ -90,9 +90,8 @@ static void *l25_alloc_slow(struct l25_tls *t, unsigned c)
     }
     if (fresh) {
         l25_event(in, HAK_EV_FRESH, out[0], fresh, got);
-        /* the process grows by `fresh`: what is kept only in case goes
-         * first, here (dirty granules too small or too far for this
-         * request) and in the other boxes */
+        /* the process grows by `fresh`: the other boxes give back what
+         * they keep only in case */
         if (in->growing)
             in->growing(in->owner, fresh);
     }

@@ -324,6 +324,33 @@ static void l25_check_runs(const struct l25_inst *in)
 }
 #endif
 
+/* Take `purge` (free granules of r) for decommitting outside the lock:
+ * marked used and busy so nobody carves them meanwhile. */
+static void l25_purge_take_locked(struct l25_inst *in, struct l25_run *r, uint32_t purge,
+                                  struct l25_purge_item *item)
+{
+    r->used |= purge;
+    r->busy |= purge;
+    r->dirty_old &= ~purge;
+    r->dirty_new &= ~purge;
+    in->dirty_bytes -= (size_t)__builtin_popcount(purge) << HAK_GRANULE_SHIFT;
+    l25_rebin(in, r);
+    item->run = r;
+    item->mask = purge;
+}
+
+/* Decommitted: the granules are free (clean) again. */
+static void l25_purge_done_locked(struct l25_inst *in, const struct l25_purge_item *items,
+                                  unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct l25_run *r = items[i].run;
+        r->used &= ~items[i].mask;
+        r->busy &= ~items[i].mask;
+        l25_rebin(in, r);
+    }
+}
+
 /* Runs empty since the last tick go back to the pages box (when ptls is
  * given); granules free for a whole tick are decommitted; the recent ones
  * age. Force: everything free goes. At most L25_PURGE_BATCH runs of each
@@ -366,17 +393,8 @@ size_t l25_tick(struct l25_inst *in, void *ptls, uint64_t now, bool force)
             incomplete = true;
             continue;
         }
-        if (purge) {
-            r->used |= purge;
-            r->busy |= purge;
-            r->dirty_old &= ~purge;
-            r->dirty_new &= ~purge;
-            in->dirty_bytes -= (size_t)__builtin_popcount(purge) << HAK_GRANULE_SHIFT;
-            l25_rebin(in, r);
-            items[ni].run = r;
-            items[ni].mask = purge;
-            ni++;
-        }
+        if (purge)
+            l25_purge_take_locked(in, r, purge, &items[ni++]);
         r->dirty_old = r->dirty_new;
         r->dirty_new = 0;
         if (r->used == r->busy)
@@ -399,12 +417,7 @@ size_t l25_tick(struct l25_inst *in, void *ptls, uint64_t now, bool force)
     }
     if (ni || nr) {
         hak_spin_lock(&in->lock);
-        for (unsigned i = 0; i < ni; i++) {
-            struct l25_run *r = items[i].run;
-            r->used &= ~items[i].mask;
-            r->busy &= ~items[i].mask;
-            l25_rebin(in, r);
-        }
+        l25_purge_done_locked(in, items, ni);
         for (unsigned i = 0; i < nr; i++) {
             give_back[i]->next = in->free_descs;
             in->free_descs = give_back[i];
@@ -417,9 +430,10 @@ size_t l25_tick(struct l25_inst *in, void *ptls, uint64_t now, bool force)
 /* ---- giving back when the process grows elsewhere (ops.reclaim) --------- */
 
 /* Decommit dirty granules, those free a whole tick first, until at most a
- * quarter of the live bytes stay dirty or `limit` bytes went; runs stay (no page-box
- * call: the caller may be inside another box's slow path). A trylock, and
- * at most L25_PURGE_BATCH runs: the caller never waits on this box. */
+ * quarter of the live bytes stay dirty or `limit` bytes went. The runs
+ * stay (no page-box call: the caller may be inside another box's slow
+ * path); a trylock and at most L25_PURGE_BATCH runs, so the caller never
+ * waits on this box. */
 size_t l25_release_dirty(struct l25_inst *in, size_t limit)
 {
     struct l25_purge_item items[L25_PURGE_BATCH];
@@ -435,17 +449,8 @@ size_t l25_release_dirty(struct l25_inst *in, size_t limit)
             uint32_t purge = pass == 0 ? r->dirty_old : r->dirty_new;
             if (!purge)
                 continue;
-            r->used |= purge;
-            r->busy |= purge;
-            r->dirty_old &= ~purge;
-            r->dirty_new &= ~purge;
-            size_t bytes = (size_t)__builtin_popcount(purge) << HAK_GRANULE_SHIFT;
-            in->dirty_bytes -= bytes;
-            taken += bytes;
-            l25_rebin(in, r);
-            items[ni].run = r;
-            items[ni].mask = purge;
-            ni++;
+            taken += (size_t)__builtin_popcount(purge) << HAK_GRANULE_SHIFT;
+            l25_purge_take_locked(in, r, purge, &items[ni++]);
         }
     }
     hak_spin_unlock(&in->lock);
@@ -455,12 +460,7 @@ size_t l25_release_dirty(struct l25_inst *in, size_t limit)
     for (unsigned i = 0; i < ni; i++)
         released += l25_decommit_mask(in, items[i].run->base, items[i].mask);
     hak_spin_lock(&in->lock);
-    for (unsigned i = 0; i < ni; i++) {
-        struct l25_run *r = items[i].run;
-        r->used &= ~items[i].mask;
-        r->busy &= ~items[i].mask;
-        l25_rebin(in, r);
-    }
+    l25_purge_done_locked(in, items, ni);
     hak_spin_unlock(&in->lock);
     return released;
 }

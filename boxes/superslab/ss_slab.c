@@ -392,6 +392,26 @@ static void ss_give_superslab(struct ss_inst *in, void *tls, struct ss_head *h)
  * makes system calls. Returns the bytes decommitted. */
 enum { SS_PURGE_BATCH = 16 };
 
+/* Decommit slabs taken off the warm list (unlocked), then put them back
+ * on their SuperSlabs' free lists as not committed. A SuperSlab left wholly
+ * free goes into give[] (counted in *ng) to be given back by the caller,
+ * or with keep stays on the empty list. */
+static void ss_decommit_batch(struct ss_inst *in, struct ss_slab **batch, uint32_t n,
+                              uint64_t now, bool keep, struct ss_head **give, uint32_t *ng)
+{
+    for (uint32_t i = 0; i < n; i++)
+        in->host->decommit(batch[i]->base, SS_SLAB_SIZE);
+    hak_spin_lock(&in->lock);
+    for (uint32_t i = 0; i < n; i++) {
+        struct ss_head *h = ss_put_free_locked(in, batch[i], false, now, keep);
+        if (h)
+            give[(*ng)++] = h;
+    }
+    if (keep && in->empty_count > in->keep_empty)
+        atomic_store_explicit(&in->empty_over_keep, 1, memory_order_relaxed);
+    hak_spin_unlock(&in->lock);
+}
+
 static size_t ss_purge_warm(struct ss_inst *in, void *tls, uint64_t now, bool all)
 {
     size_t bytes = 0;
@@ -409,18 +429,10 @@ static size_t ss_purge_warm(struct ss_inst *in, void *tls, uint64_t now, bool al
         hak_spin_unlock(&in->lock);
         if (n == 0)
             return bytes;
-        for (uint32_t i = 0; i < n; i++)
-            in->host->decommit(batch[i]->base, SS_SLAB_SIZE);
-        bytes += (size_t)n * SS_SLAB_SIZE;
         struct ss_head *give[SS_PURGE_BATCH];
         uint32_t ng = 0;
-        hak_spin_lock(&in->lock);
-        for (uint32_t i = 0; i < n; i++) {
-            struct ss_head *h = ss_put_free_locked(in, batch[i], false, now, false);
-            if (h)
-                give[ng++] = h;
-        }
-        hak_spin_unlock(&in->lock);
+        ss_decommit_batch(in, batch, n, now, false, give, &ng);
+        bytes += (size_t)n * SS_SLAB_SIZE;
         for (uint32_t i = 0; i < ng; i++)
             ss_give_superslab(in, tls, give[i]);
         if (n < SS_PURGE_BATCH)
@@ -445,10 +457,11 @@ static void ss_maybe_purge(struct ss_inst *in, void *tls, uint64_t now)
 /* ops.reclaim: another box is about to fault in fresh pages. The oldest
  * warm slabs beyond a quarter of the slabs in use are decommitted, up to
  * `bytes`. Trylocks, and no system call under the lock: the caller may be
- * inside another box's slow path. A SuperSlab this leaves wholly free is kept on the empty list
- * (decommitted but for its metadata granule): giving it to the pages box
- * needs a thread's slice, which a foreign caller does not have; the next
- * release or trim of this box's own threads gives it back. */
+ * inside another box's slow path. A SuperSlab this leaves wholly free is
+ * kept on the empty list (decommitted but for its metadata granule):
+ * giving it to the pages box needs a thread's slice, which a foreign
+ * caller does not have; this box's own thread gives it back at its next
+ * purge check (empty_over_keep). */
 size_t ss_reclaim(void *inst, size_t bytes)
 {
     struct ss_inst *in = inst;
@@ -468,15 +481,7 @@ size_t ss_reclaim(void *inst, size_t bytes)
         hak_spin_unlock(&in->lock);
         if (!n)
             break;
-        for (uint32_t i = 0; i < n; i++)
-            in->host->decommit(batch[i]->base, SS_SLAB_SIZE);
-        uint64_t now = in->host->now_ns();
-        hak_spin_lock(&in->lock);
-        for (uint32_t i = 0; i < n; i++)
-            ss_put_free_locked(in, batch[i], false, now, true);
-        if (in->empty_count > in->keep_empty)
-            atomic_store_explicit(&in->empty_over_keep, 1, memory_order_relaxed);
-        hak_spin_unlock(&in->lock);
+        ss_decommit_batch(in, batch, n, in->host->now_ns(), true, NULL, NULL);
         released += (size_t)n * SS_SLAB_SIZE;
     }
     return released;
