@@ -260,9 +260,10 @@ static void case_blocks_go_home(void)
 }
 
 /* Frees every block of the set, then allocates as many: with
- * remote_frees = local (the default) the freeing thread's front cache
- * keeps them, so it gets at least the cache's worth back (the rest went to
- * the owner when the cache overflowed). */
+ * remote_frees = local (the host's default when a config omits it) the
+ * freeing thread's front cache keeps them, so it gets at least the
+ * cache's worth back (the rest went to the owner when the cache
+ * overflowed). */
 static void *free_set_then_reuse(void *arg)
 {
     void *again[HOME_BLOCKS];
