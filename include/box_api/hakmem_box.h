@@ -315,9 +315,11 @@ struct hak_host {
 
     /* The calling box is about to hand out `bytes` of memory that is not
      * resident (never touched, or decommitted): the process grows by that
-     * much. The host asks every other box to give back what it keeps only
-     * in case it is asked again (ops.reclaim), as it does when a box maps
-     * fresh memory. Without it, memory one box freed stays committed while
+     * much. When that would take the process's resident bytes above the
+     * most it has been seen holding, the host asks every other box to give
+     * back what it keeps only in case it is asked again (ops.reclaim), as
+     * it does when a box maps fresh memory; below that mark the growth
+     * adds nothing to the peak and nobody is asked. Without it, memory one box freed stays committed while
      * another faults in new pages, and the process's peak is the sum of
      * every box's own peak (gcc's cc1 was 6 MB over glibc's peak RSS, most
      * of it freed memory the boxes kept). Slow path only;
@@ -418,8 +420,8 @@ struct hak_box_ops {
     void *(*alloc_zeroed)(void *tls, size_t size);
 
     /* any role, optional: another box has just mapped `bytes` of fresh
-     * memory, or called host->growing, so the process is growing
-     * elsewhere. Give back memory this
+     * memory, or called host->growing, and the process is at a new peak
+     * of resident bytes: it is growing elsewhere. Give back memory this
      * box keeps only in case it is asked again (beyond what its own policy
      * needs for what it has live), up to about `bytes`; return the bytes
      * released. Called inside the mapping box's slow path, under its
