@@ -100,12 +100,15 @@ static _Atomic uint64_t rss_sample_tick;
  * fork it would read the parent's. No allocation. */
 static uint64_t read_process_resident(void)
 {
+    int saved_errno = errno; /* a malloc that succeeds leaves errno alone */
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
+    ssize_t n = -1;
     char text[96];
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
+    if (fd >= 0) {
+        n = read(fd, text, sizeof text - 1);
+        close(fd);
+    }
+    errno = saved_errno;
     if (n <= 0)
         return 0;
     text[n] = 0;

@@ -6,6 +6,9 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -179,6 +182,48 @@ static void callocs(void)
     free(p);
 }
 
+/* A malloc that succeeds leaves errno alone, also when it grows the heap
+ * (the host then may read /proc/self/statm, at most every 2 ms: the
+ * sleeps make each round take a fresh sample). Half the rounds run with
+ * no descriptor left (RLIMIT_NOFILE at the lowest free one), so the
+ * host's open fails with EMFILE and must not leave that in errno. */
+static void growth_keeps_errno(void)
+{
+    static const size_t sizes[] = { 8 << 10, 40 << 10, 200 << 10, 1 << 20, 6 << 20 };
+    void *kept[8 * (sizeof sizes / sizeof sizes[0])];
+    size_t count = 0;
+    struct rlimit saved;
+    int lowest_free = dup(0);
+    EXPECT(lowest_free >= 0 && getrlimit(RLIMIT_NOFILE, &saved) == 0, "dup/getrlimit: errno %d", errno);
+    if (lowest_free < 0)
+        return;
+    close(lowest_free);
+    for (int round = 0; round < 8; round++) {
+        if (round == 4) {
+            struct rlimit none = { (rlim_t)lowest_free, saved.rlim_max };
+            EXPECT(setrlimit(RLIMIT_NOFILE, &none) == 0, "setrlimit: errno %d", errno);
+            int probe = open("/proc/self/statm", O_RDONLY);
+            EXPECT(probe < 0, "open still works under RLIMIT_NOFILE %d", lowest_free);
+            if (probe >= 0)
+                close(probe);
+        }
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            struct timespec pause = { 0, 3000000 };
+            nanosleep(&pause, NULL);
+            errno = EDOM;
+            void *p = malloc(sizes[i] + (size_t)round * 4096);
+            EXPECT(p != NULL && errno == EDOM, "malloc(%zu) growing the heap: %p, errno %d (was EDOM)",
+                   sizes[i], p, errno);
+            if (p)
+                memset(p, 1, sizes[i]);
+            kept[count++] = p;
+        }
+    }
+    setrlimit(RLIMIT_NOFILE, &saved);
+    for (size_t i = 0; i < count; i++)
+        free(kept[i]);
+}
+
 /* volatile: keeps the compiler from folding impossible sizes at build time. */
 static volatile size_t size_max = SIZE_MAX;
 
@@ -306,6 +351,7 @@ int main(void)
     reallocs();
     callocs();
     failures_and_errno();
+    growth_keeps_errno();
     foreign_pointers();
     if (failures) {
         fprintf(stderr, "conformance: %d failures\n", failures);
