@@ -435,6 +435,9 @@ struct hak_resident_report {
     int thp_mode;
 };
 void hak_resident_measure(struct hak_resident_report *out);
+/* Resident bytes of the process now (/proc/self/statm), 0 when unknown;
+ * safe inside malloc (no allocation, errno kept). */
+uint64_t hak_process_rss(void);
 /* enum hak_thp_mode of this process (services.c). */
 int hak_thp_mode(void);
 /* The host's own mappings (metadata chunks), for the resident count. */

@@ -115,14 +115,23 @@ static int object_segments(struct dl_phdr_info *info, size_t size, void *arg)
 
 /* ---- the walk ----------------------------------------------------------------- */
 
-static uint64_t process_rss(void)
+/* Resident bytes of the process (statm's second field), or 0 when unknown.
+ * Also read on growth (services.c), inside malloc: no allocation, errno
+ * kept (a malloc that succeeds leaves it alone), and the file opened and
+ * closed each time (a descriptor kept open would be closed or reused by
+ * programs that close every descriptor, and a fork would inherit the
+ * parent's). */
+uint64_t hak_process_rss(void)
 {
     char text[128];
+    int saved_errno = errno;
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
+    ssize_t n = -1;
+    if (fd >= 0) {
+        n = read(fd, text, sizeof text - 1);
+        close(fd);
+    }
+    errno = saved_errno;
     if (n <= 0)
         return 0;
     text[n] = '\0';
@@ -298,6 +307,6 @@ void hak_resident_measure(struct hak_resident_report *out)
     dl_iterate_phdr(object_segments, &self);
     out->host += self.resident;
     out->host_mapped += self.mapped;
-    out->process_rss = process_rss();
+    out->process_rss = hak_process_rss();
     measure_huge(out);
 }

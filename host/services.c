@@ -91,30 +91,8 @@ static _Atomic uint64_t rss_sample;
 static _Atomic uint64_t rss_sample_tick;
 
 /* A sample is reused for this long: thread_churn asks 27 times per
- * thread, and reading statm costs a few microseconds. */
+ * thread, and reading statm (hak_process_rss) costs a few microseconds. */
 #define RSS_SAMPLE_NS 2000000ull
-
-/* Resident bytes now (statm's second field), or 0 when unknown. Opened
- * for each sample and closed at once: a descriptor kept open would be
- * closed or reused by programs that close every descriptor, and after a
- * fork it would read the parent's. No allocation. */
-static uint64_t read_process_resident(void)
-{
-    int saved_errno = errno; /* a malloc that succeeds leaves errno alone */
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    ssize_t n = -1;
-    char text[96];
-    if (fd >= 0) {
-        n = read(fd, text, sizeof text - 1);
-        close(fd);
-    }
-    errno = saved_errno;
-    if (n <= 0)
-        return 0;
-    text[n] = 0;
-    char *field = strchr(text, ' ');
-    return field ? strtoull(field + 1, NULL, 10) * 4096u : 0;
-}
 
 /* Resident bytes, at most RSS_SAMPLE_NS old (the coarse clock is the
  * vDSO's, a few nanoseconds), or 0 when unknown. */
@@ -127,7 +105,7 @@ static uint64_t process_resident_bytes(void)
     uint64_t rss = atomic_load_explicit(&rss_sample, memory_order_relaxed);
     if (rss && tick - last < RSS_SAMPLE_NS)
         return rss;
-    rss = read_process_resident();
+    rss = hak_process_rss();
     atomic_store_explicit(&rss_sample, rss, memory_order_relaxed);
     atomic_store_explicit(&rss_sample_tick, tick, memory_order_relaxed);
     return rss;

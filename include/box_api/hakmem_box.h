@@ -319,9 +319,9 @@ struct hak_host {
      * most it has been seen holding, the host asks every other box to give
      * back what it keeps only in case it is asked again (ops.reclaim), as
      * it does when a box maps fresh memory; below that mark the growth
-     * adds nothing to the peak and nobody is asked. Without it, memory one box freed stays committed while
-     * another faults in new pages, and the process's peak is the sum of
-     * every box's own peak (gcc's cc1 was 6 MB over glibc's peak RSS, most
+     * adds nothing to the peak and nobody is asked. Without it, memory one
+     * box freed stays committed while another faults in new pages, and the
+     * process's peak is the sum of every box's own peak (gcc's cc1 was 6 MB over glibc's peak RSS, most
      * of it freed memory the boxes kept). Slow path only;
      * may be called under the caller's own locks (reclaim never waits). */
     void (*growing)(uint16_t owner, size_t bytes);
