@@ -44,12 +44,17 @@ void hak_host_map_note(void *p, size_t bytes)
 
 /* ---- mincore ----------------------------------------------------------------- */
 
+/* Threads growing at once may all ask first (the growth check samples
+ * statm from any thread): relaxed atomics, each stores the same value. */
 static size_t page_bytes(void)
 {
-    static size_t page;
-    if (!page)
-        page = (size_t)sysconf(_SC_PAGESIZE);
-    return page;
+    static _Atomic size_t page;
+    size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+    if (!p) {
+        p = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page, p, memory_order_relaxed);
+    }
+    return p;
 }
 
 static uint64_t count_vec(const unsigned char *vec, size_t n)
