@@ -65,8 +65,32 @@ static uint64_t count_vec(const unsigned char *vec, size_t n)
     return k;
 }
 
-/* Resident bytes of [p, p + bytes): what is unmapped meanwhile counts 0. */
-static uint64_t resident_of(const void *p, size_t bytes)
+/* Whether a page holds anything but zeros. A private anonymous page that
+ * was only ever read is mapped to the kernel's shared zero page: mincore
+ * calls it resident, RSS does not count it. */
+static int page_written(uintptr_t a, size_t page)
+{
+    const uint64_t *w = (const uint64_t *)a;
+    for (size_t i = 0; i < page / sizeof *w; i++)
+        if (w[i])
+            return 1;
+    return 0;
+}
+
+static uint64_t count_written(const unsigned char *vec, uintptr_t a, size_t n, size_t page)
+{
+    uint64_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += (vec[i] & 1) && page_written(a + i * page, page);
+    return k;
+}
+
+/* Resident bytes of [p, p + bytes): what is unmapped meanwhile counts 0.
+ * written: only pages holding data count, for the host's own memory, whose
+ * lookups read pages never written (region map leaves, static tables);
+ * the boxes' memory is not read through, which would cost as much as the
+ * heap is large. */
+static uint64_t resident_pages(const void *p, size_t bytes, int written)
 {
     const size_t page = page_bytes();
     unsigned char vec[1024];
@@ -77,7 +101,7 @@ static uint64_t resident_of(const void *p, size_t bytes)
     while (a < end) {
         size_t chunk = end - a < step ? end - a : step;
         if (mincore((void *)a, chunk, vec) == 0) {
-            pages += count_vec(vec, chunk / page);
+            pages += written ? count_written(vec, a, chunk / page, page) : count_vec(vec, chunk / page);
             a += chunk;
         } else if (step > page) {
             step = step > HAK_GRANULE ? HAK_GRANULE : page; /* narrow down past the hole */
@@ -87,6 +111,9 @@ static uint64_t resident_of(const void *p, size_t bytes)
     }
     return pages * page;
 }
+
+static uint64_t resident_of(const void *p, size_t bytes) { return resident_pages(p, bytes, 0); }
+static uint64_t written_of(const void *p, size_t bytes) { return resident_pages(p, bytes, 1); }
 
 /* ---- libhakmem.so's writable segments ----------------------------------------- */
 
@@ -112,7 +139,7 @@ static int object_segments(struct dl_phdr_info *info, size_t size, void *arg)
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
             continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        o->resident += resident_of((const void *)lo, ph->p_memsz);
+        o->resident += written_of((const void *)lo, ph->p_memsz);
         o->mapped += ph->p_memsz;
     }
     return 1;
@@ -273,7 +300,7 @@ void hak_resident_measure(struct hak_resident_report *out)
         struct hak_region_slot *leaf = atomic_load_explicit(&hak_region_top[top], memory_order_acquire);
         if (!leaf)
             continue;
-        out->host += resident_of(leaf, sizeof *leaf * leaf_entries);
+        out->host += written_of(leaf, sizeof *leaf * leaf_entries);
         out->host_mapped += sizeof *leaf * leaf_entries;
         for (uint32_t i = 0; i < leaf_entries;) {
             uint32_t e = __atomic_load_n(&leaf[i].entry, __ATOMIC_RELAXED) & ~HAK_REGION_FAST;
@@ -304,7 +331,7 @@ void hak_resident_measure(struct hak_resident_report *out)
         void *p = atomic_load_explicit(&host_maps[i].p, memory_order_acquire);
         if (!p)
             continue; /* being noted right now */
-        out->host += resident_of(p, host_maps[i].bytes);
+        out->host += written_of(p, host_maps[i].bytes);
         out->host_mapped += host_maps[i].bytes;
     }
     out->host_mapped += atomic_load_explicit(&host_unlisted_bytes, memory_order_relaxed);
