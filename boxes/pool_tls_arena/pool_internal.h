@@ -56,6 +56,8 @@
 #define POOL_TICK_PENDING 64u           /* the same while a tick is scheduled */
 #define POOL_ORPHANS_PER_TICK 2u        /* orphan chunks a tick looks at */
 #define POOL_PLACE_SCAN 16u             /* chunks with room a new slab looks at */
+#define POOL_IDLE_CLASS_NS 5000000u     /* a class idle this long gives its empty slab
+                                           to the thread's next growth */
 
 enum pool_param_index {
     P_SIZES,
@@ -166,7 +168,7 @@ struct pool_class_state {
     struct pool_slab *cur;
     struct pool_slab *partial, *partial_tail;
     uint32_t size;             /* the class's block size (copied) */
-    uint32_t reserved;
+    uint32_t allocs_at_mark;   /* allocs (low bits) at the thread's idle mark */
     uint64_t allocs, frees;
 };
 
@@ -189,6 +191,7 @@ struct pool_tls {
                                   recently given some first */
     uint32_t chunk_count;
     uint64_t next_tick_ns;     /* 0 when nothing waits for a tick */
+    uint64_t idle_mark_ns;     /* when the classes' allocs_at_mark were taken */
     size_t dirty_bytes;        /* dirty granules in owned chunks */
     size_t chunk_bytes;        /* bytes of owned chunks */
 };
@@ -278,6 +281,8 @@ static inline unsigned pool_slab_index(const struct pool_chunk *ch, const struct
 /* pool_slab.c: slabs inside chunks */
 struct pool_slab *pool_slab_acquire(struct pool_tls *t, uint32_t cls);
 void pool_slab_release(struct pool_inst *in, struct pool_chunk *ch, struct pool_slab *s);
+unsigned pool_release_empty_current(struct pool_tls *t);
+unsigned pool_release_idle_current(struct pool_tls *t);
 uint32_t pool_slab_drain(struct pool_slab *s);
 void pool_slab_settle(struct pool_tls *t, struct pool_slab *s);
 void pool_partial_push(struct pool_tls *t, struct pool_slab *s);

@@ -139,6 +139,41 @@ static void case_lifo_reuse(void)
     harness_free(keep);
 }
 
+/* A buffer grown step by step through every class (malloc the new size,
+ * copy, free the old: mawk's string concatenation) reuses the granules of
+ * the classes it left: growing onto fresh pages first takes back the empty
+ * current slabs of classes idle a while. Without that, each class kept its
+ * slab and its touched pages (25 granules here, against 7). */
+static void case_growing_buffer(void)
+{
+    harness_open(mid_config("", "purge_delay_ms = 60000\ndirty_max = 1G", ""));
+    enum { MAX_GRANULES = 4096 };
+    static unsigned char seen[MAX_GRANULES];
+    memset(seen, 0, sizeof seen);
+    uintptr_t lo = UINTPTR_MAX;
+    unsigned granules = 0;
+    char *old = NULL;
+    size_t had = 0;
+    for (size_t len = 1100; len <= 52 * KB; had = len, len += len / 10) {
+        sleep_ms(6); /* classes left behind are idle past POOL_IDLE_CLASS_NS */
+        char *p = harness_malloc(len);
+        CHECK(p);
+        if (old)
+            memcpy(p, old, had);
+        memset(p + had, 'x', len - had);
+        harness_free(old);
+        old = p;
+        uintptr_t g = (uintptr_t)p >> 16;
+        if (lo == UINTPTR_MAX)
+            lo = g - MAX_GRANULES / 2;
+        CHECK(g >= lo && g - lo < MAX_GRANULES);
+        if (!seen[g - lo]++)
+            granules++;
+    }
+    harness_free(old);
+    CHECK(granules <= 12);
+}
+
 /* Free everything and wait: dirty granules are decommitted and empty
  * chunks go back to the OS (the tick runs on later frees). */
 static void case_purge_after_delay(void)
@@ -304,6 +339,7 @@ int main(void)
     run_case("classes", case_classes);
     run_case("chunk_growth", case_chunk_growth);
     run_case("lifo_reuse", case_lifo_reuse);
+    run_case("growing_buffer", case_growing_buffer);
     run_case("purge_after_delay", case_purge_after_delay);
     run_case("dirty_max", case_dirty_max);
     run_case("trim", case_trim);
