@@ -67,8 +67,11 @@ static uint64_t count_vec(const unsigned char *vec, size_t n)
 
 /* Whether a page holds anything but zeros. A private anonymous page that
  * was only ever read is mapped to the kernel's shared zero page: mincore
- * calls it resident, RSS does not count it. */
-static int page_written(uintptr_t a, size_t page)
+ * calls it resident, RSS does not count it. The page is read as raw
+ * memory, padding between globals included (sanitizers' redzones) and
+ * words other threads may be writing (any value will do): not
+ * instrumented. */
+__attribute__((no_sanitize("address", "thread"))) static int page_written(uintptr_t a, size_t page)
 {
     const uint64_t *w = (const uint64_t *)a;
     for (size_t i = 0; i < page / sizeof *w; i++)
