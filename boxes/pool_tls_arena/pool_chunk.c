@@ -228,57 +228,6 @@ static void pool_check_thread(const struct pool_tls *t)
 }
 #endif
 
-static void pool_release_current(struct pool_tls *t, uint32_t c)
-{
-    struct pool_inst *in = pool_inst_of(t);
-    struct pool_slab *s = t->cls[c].cur;
-    t->cls[c].cur = NULL;
-    pool_dirty_add(t, (int64_t)s->granules << HAK_GRANULE_SHIFT);
-    pool_slab_release(in, pool_slab_chunk(s), s);
-    pool_avail_touch(t, pool_slab_chunk(s));
-}
-
-/* Release every class's current slab that holds no live block; its
- * granules stay committed for the next slab. How many were released. */
-unsigned pool_release_empty_current(struct pool_tls *t)
-{
-    unsigned released = 0;
-    for (uint32_t c = 0; c < t->nclasses; c++) {
-        struct pool_slab *s = t->cls[c].cur;
-        if (s && s->used == 0) {
-            pool_release_current(t, c);
-            released++;
-        }
-    }
-    return released;
-}
-
-/* The same for the classes that allocated nothing since the idle mark,
- * once the mark is POOL_IDLE_CLASS_NS old; then a new mark. Called when
- * the thread is about to grow. Classes in use keep their slabs: releasing
- * every empty one at each growth made the classes that came back fault
- * in new slabs (git's zlib buffers, allocated and freed per object: peak
- * RSS +0.7 MB). */
-unsigned pool_release_idle_current(struct pool_tls *t)
-{
-    struct pool_inst *in = pool_inst_of(t);
-    uint64_t now = in->host->now_ns();
-    if (now - t->idle_mark_ns < POOL_IDLE_CLASS_NS)
-        return 0;
-    t->idle_mark_ns = now;
-    unsigned released = 0;
-    for (uint32_t c = 0; c < t->nclasses; c++) {
-        struct pool_class_state *cs = &t->cls[c];
-        bool idle = cs->allocs_at_mark == (uint32_t)cs->allocs;
-        cs->allocs_at_mark = (uint32_t)cs->allocs;
-        if (idle && cs->cur && cs->cur->used == 0) {
-            pool_release_current(t, c);
-            released++;
-        }
-    }
-    return released;
-}
-
 static size_t pool_tick(struct pool_tls *t, uint64_t now, bool force)
 {
     struct pool_inst *in = pool_inst_of(t);
