@@ -19,6 +19,9 @@ static const struct hak_param l25_params[P_COUNT] = {
                         "returned (0: at once)" },
     [P_DIRTY_MAX] = { "dirty_max", HAK_PARAM_SIZE, "128M", 0, (int64_t)1 << 40, NULL,
                       "committed free bytes kept before purging them all" },
+    [P_RELEASE] = { "release", HAK_PARAM_ENUM, "granules", 0, 0, "granules|runs",
+                    "what a purge gives back: free granules, or only whole empty runs "
+                    "(on huge pages: a granule decommit splits the page)" },
 };
 
 static const struct hak_link_decl l25_links[] = {
@@ -48,6 +51,7 @@ static void *l25_create(const struct hak_host *host, const struct hak_box_config
     in->cache_bytes = in->cache_count ? (size_t)v[P_CACHE_BYTES].i : 0;
     in->purge_delay_ns = (uint64_t)v[P_PURGE_DELAY].i * 1000000u;
     in->dirty_max = (size_t)v[P_DIRTY_MAX].i;
+    in->release_granules = v[P_RELEASE].i == 0;
     snprintf(in->name, sizeof in->name, "%s", cfg->instance_name);
     return in;
 }

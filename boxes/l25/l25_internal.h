@@ -60,6 +60,7 @@ enum l25_param_index {
     P_CACHE_BYTES,
     P_PURGE_DELAY,
     P_DIRTY_MAX,
+    P_RELEASE,
     P_COUNT
 };
 
@@ -91,6 +92,10 @@ struct l25_inst {
     size_t cache_bytes;
     uint64_t purge_delay_ns;
     size_t dirty_max;
+    /* release = runs: free granules of a run in use are never decommitted
+     * (on a huge page each decommit splits it into 4 KB pages for good);
+     * only whole empty runs go back, and malloc_trim still takes all. */
+    bool release_granules;
     char name[64];
 
     hak_spinlock lock;

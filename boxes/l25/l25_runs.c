@@ -368,6 +368,7 @@ size_t l25_tick(struct l25_inst *in, void *ptls, uint64_t now, bool force)
     l25_check_runs(in);
 #endif
     uint64_t due = atomic_load_explicit(&in->next_tick_ns, memory_order_relaxed);
+    bool granules = in->release_granules || force; /* malloc_trim takes all */
     force |= in->force_purge;
     if (!force && (!due || now < due)) {
         hak_spin_unlock(&in->lock); /* another thread ran this tick */
@@ -388,7 +389,7 @@ size_t l25_tick(struct l25_inst *in, void *ptls, uint64_t now, bool force)
             if (ptls)
                 incomplete = true;
         }
-        uint32_t purge = r->dirty_old | (force ? r->dirty_new : 0);
+        uint32_t purge = granules ? r->dirty_old | (force ? r->dirty_new : 0) : 0;
         if (purge && ni == L25_PURGE_BATCH) {
             incomplete = true;
             continue;
@@ -439,7 +440,7 @@ size_t l25_release_dirty(struct l25_inst *in, size_t limit)
     struct l25_purge_item items[L25_PURGE_BATCH];
     unsigned ni = 0;
     size_t taken = 0;
-    if (!hak_spin_trylock(&in->lock))
+    if (!in->release_granules || !hak_spin_trylock(&in->lock))
         return 0;
     size_t keep = in->live_bytes >> L25_RECLAIM_KEEP_SHIFT;
     for (int pass = 0; pass < 2; pass++) {

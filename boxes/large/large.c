@@ -117,7 +117,7 @@ static void *large_alloc_block(struct large_tls *t, size_t size, size_t align, s
         shift = LARGE_MIN_OFFSET_SHIFT;
     size_t offset = (size_t)1 << shift;
     size_t map_align = align > HAK_GRANULE ? align : HAK_GRANULE;
-    size_t bytes = hak_align_up(offset + size, HAK_GRANULE);
+    size_t bytes = large_round(in, offset + size);
 
     size_t reused = 0;
     char *base = large_cache_take(in, t, bytes, map_align);
@@ -236,7 +236,9 @@ static void *large_realloc(void *tls, void *p, uint16_t tag, size_t size)
         return NULL;
     char *base = (char *)h;
     size_t offset = h->offset, old_bytes = h->map_bytes;
-    size_t need = hak_align_up(offset + size, HAK_GRANULE);
+    size_t need = large_round(in, offset + size);
+    if (in->huge && old_bytes >= HAK_HUGE_PAGE) /* a shrink keeps whole huge pages */
+        need = hak_align_up(need, HAK_HUGE_PAGE);
     if (need <= old_bytes) {
         if (need > old_bytes / 2)
             return p; /* fits; not worth giving memory back */
@@ -246,7 +248,7 @@ static void *large_realloc(void *tls, void *p, uint16_t tag, size_t size)
         large_cache_put(in, t, base + need, old_bytes - need);
         return p;
     }
-    size_t roomy = hak_align_up(old_bytes + old_bytes / 4, HAK_GRANULE);
+    size_t roomy = large_round(in, old_bytes + old_bytes / 4);
     if (roomy < need)
         roomy = need;
     char *nb = base;

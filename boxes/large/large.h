@@ -67,6 +67,19 @@ struct large_tls {
     struct hak_stats st;
 };
 
+/* The bytes a block's range takes: whole granules, and with `huge` whole
+ * 2 MB pages once it reaches one. Then every range and extent is whole huge
+ * pages at 2 MB boundaries (fresh ones are mapped 2 MB-aligned), so no
+ * carve, move or trim of the cache cuts through a huge page: a cut splits
+ * it into 4 KB pages for good (big_buffers kept 10% of its heap on huge
+ * pages with granule-sized blocks, 86-100% with this; README). The cost is
+ * the slack of the last page, resident once the program touches it. */
+static inline size_t large_round(const struct large_inst *in, size_t bytes)
+{
+    size_t g = hak_align_up(bytes, HAK_GRANULE);
+    return in->huge && g >= HAK_HUGE_PAGE ? hak_align_up(g, HAK_HUGE_PAGE) : g;
+}
+
 void large_event(const struct large_inst *in, uint16_t type, const void *p, uint64_t bytes);
 
 /* The bytes the cache may hold now: cache_live_pct of the live bytes,

@@ -176,7 +176,7 @@ static void cache_shrink_to_locked(struct large_inst *in, struct victims *vs, ui
             cache_remove_locked(in, small, vs);
             continue;
         }
-        size_t cut = hak_align_up((size_t)over, HAK_GRANULE);
+        size_t cut = hak_align_up((size_t)over, in->huge ? HAK_HUGE_PAGE : HAK_GRANULE);
         if (cut >= c->bytes) {
             cache_remove_locked(in, small, vs);
             continue;

@@ -165,6 +165,40 @@ static void case_dirty_max(void)
     CHECK_EQ(harness_bytes_mapped("l25"), 0);
 }
 
+/* release = runs: free granules of runs in use stay committed, over
+ * dirty_max and when another box grows alike (a decommit would split the
+ * huge page under them); whole empty runs still go back, trim takes all. */
+static void case_release_runs(void)
+{
+    harness_open(mid_config("", "", "cache_count = 0\npurge_delay_ms = 60000\ndirty_max = 1M\n"
+                                    "release = runs"));
+    enum { N = 8 };
+    char *live[N], *gone[N];
+    for (int i = 0; i < N; i++) {
+        live[i] = harness_malloc(1 * MB);
+        gone[i] = harness_malloc(1 * MB);
+        CHECK(live[i] && gone[i]);
+        memset(live[i], 2, MB);
+        memset(gone[i], 1, MB);
+    }
+    for (int i = 0; i < N; i++)
+        harness_free(gone[i]);
+    harness_free(harness_malloc(64 * KB)); /* over dirty_max: a tick now */
+    char *big = harness_malloc(16 * MB);   /* another box grows */
+    CHECK(big);
+    size_t res = 0;
+    for (int i = 0; i < N; i++)
+        res += resident_bytes(gone[i], MB);
+    CHECK_EQ(res, N * MB);
+    harness_free(big);
+    for (int i = 0; i < N; i++)
+        harness_free(live[i]);
+    harness_free(harness_malloc(64 * KB)); /* the runs are empty: returned */
+    CHECK(harness_bytes_mapped("l25") <= 2 * MB);
+    CHECK(harness_desc("l25")->ops.trim(harness_inst("l25"), harness_tls("l25")) > 0 ||
+          harness_bytes_mapped("l25") == 0);
+}
+
 static void case_trim(void)
 {
     harness_open(mid_config("", "", ""));
@@ -349,6 +383,7 @@ int main(void)
     run_case("cache", case_cache);
     run_case("purge_after_delay", case_purge_after_delay);
     run_case("dirty_max", case_dirty_max);
+    run_case("release = runs", case_release_runs);
     run_case("trim", case_trim);
     run_case("realloc", case_realloc);
     run_case("aligned", case_aligned);

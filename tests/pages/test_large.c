@@ -2,7 +2,9 @@
  * bad frees. Driven through the host's dispatch (harness_malloc...). */
 #include "pages_test.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 static const char *ini_large = "[route]\n1-max = large\n[box.large]\ncache_idle_ms = 0\n";
 
@@ -173,6 +175,65 @@ static void case_idle(void)
     harness_free(q);
 }
 
+/* huge = madvise: blocks of 2 MB and more are whole 2 MB pages at 2 MB
+ * boundaries (fresh, carved, moved, shrunk or trimmed), so the cache never
+ * cuts through a huge page; under THP `never` blocks are whole granules. */
+static void huge_checks(int never)
+{
+    harness_open("[route]\n1-max = large\n[box.large]\ncache_idle_ms = 0\nhuge = madvise\n");
+    CHECK_EQ(harness_host()->thp_mode() == HAK_THP_NEVER, never);
+    size_t unit = never ? 64 * KB : 2 * MB;
+    unsigned char *a = harness_malloc(5 * MB + 1);
+    unsigned char *b = harness_malloc(5 * MB + 1);
+    unsigned char *gap = harness_malloc(3 * MB); /* keeps a and b from joining */
+    CHECK(a && b && gap);
+    CHECK_EQ(harness_usable_size(a), (never ? 5 * MB + 64 * KB : 6 * MB) - 64);
+    if (!never)
+        CHECK((((uintptr_t)a - 64) & (2 * MB - 1)) == 0);
+    fill(a, 5 * MB, 1);
+    fill(b, 5 * MB, 2);
+    harness_free(a);
+    harness_free(b);
+    CHECK_EQ(harness_stats("large").cached_bytes % unit, 0);
+    /* no extent fits 11 MB: the two are moved into one fresh block, whole
+     * huge pages to 2 MB boundaries */
+    unsigned char *c = harness_malloc(11 * MB);
+    CHECK(c);
+    CHECK_EQ(harness_usable_size(c) + 64, never ? 11 * MB + 64 * KB : 12 * MB);
+    CHECK_EQ(harness_bytes_mapped("large") % unit, 0);
+    memset(c, 0x3c, 11 * MB);
+    /* a shrink gives back whole huge pages only */
+    c = harness_realloc(c, 1 * MB);
+    CHECK(c && c[1 * MB - 1] == 0x3c);
+    CHECK_EQ((harness_usable_size(c) + 64) % unit, 0);
+    CHECK_EQ(harness_stats("large").cached_bytes % unit, 0);
+    harness_free(c);
+    harness_free(gap);
+    CHECK_EQ(harness_stats("large").cached_bytes % unit, 0);
+    CHECK(harness_desc("large")->ops.trim(harness_inst("large"), harness_tls("large")) > 0);
+    CHECK_EQ(harness_bytes_mapped("large"), 0);
+}
+
+static int sysfs_thp_never(void)
+{
+    char text[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (!fgets(text, sizeof text, f))
+            text[0] = '\0';
+        fclose(f);
+    }
+    return !strstr(text, "[madvise]") && !strstr(text, "[always]");
+}
+
+static void case_huge(void) { huge_checks(sysfs_thp_never()); }
+
+static void case_huge_never(void)
+{
+    CHECK(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0);
+    huge_checks(1);
+}
+
 static void bad_free_interior(void)
 {
     harness_open(ini_large);
@@ -202,6 +263,8 @@ int main(void)
     run_case("large realloc", case_realloc);
     run_case("large cache reuse", case_cache_reuse);
     run_case("large idle cache", case_idle);
+    run_case("large huge = madvise: whole huge pages (this machine's THP mode)", case_huge);
+    run_case("large huge = madvise under PR_SET_THP_DISABLE", case_huge_never);
     run_abort_case("large free of an interior pointer", bad_free_interior, "not allocated");
     run_abort_case("large free in a later granule", bad_free_far_interior, "not allocated");
     run_abort_case("large double free", bad_free_double, "double free");
