@@ -396,7 +396,9 @@ size_t l25_tick(struct l25_inst *in, void *ptls, uint64_t now, bool force)
         }
         if (purge)
             l25_purge_take_locked(in, r, purge, &items[ni++]);
-        r->dirty_old = r->dirty_new;
+        /* What was not purged (release = runs) stays old: it was free a
+         * whole tick, and dirty_bytes still counts it. */
+        r->dirty_old |= r->dirty_new;
         r->dirty_new = 0;
         if (r->used == r->busy)
             empty_left = true;
