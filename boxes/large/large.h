@@ -72,7 +72,7 @@ struct large_tls {
  * pages at 2 MB boundaries (fresh ones are mapped 2 MB-aligned), so no
  * carve, move or trim of the cache cuts through a huge page: a cut splits
  * it into 4 KB pages for good (big_buffers kept 10% of its heap on huge
- * pages with granule-sized blocks, 86-100% with this; README). The cost is
+ * pages with granule-sized blocks, 99% with this; README). The cost is
  * the slack of the last page, resident once the program touches it. */
 static inline size_t large_round(const struct large_inst *in, size_t bytes)
 {

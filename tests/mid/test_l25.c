@@ -165,6 +165,19 @@ static void case_dirty_max(void)
     CHECK_EQ(harness_bytes_mapped("l25"), 0);
 }
 
+/* n pairs of 1 MB blocks, interleaved so every run holds both kinds: the
+ * live ones stamped (check_pages), the ones to free written. */
+static void alloc_live_and_gone(char **live, char **gone, int n)
+{
+    for (int i = 0; i < n; i++) {
+        live[i] = harness_malloc(1 * MB);
+        gone[i] = harness_malloc(1 * MB);
+        CHECK(live[i] && gone[i]);
+        touch_pages(live[i], MB, (uint32_t)i);
+        memset(gone[i], 1, MB);
+    }
+}
+
 /* release = runs: free granules of runs in use stay committed, over
  * dirty_max and when another box grows alike (a decommit would split the
  * huge page under them); whole empty runs still go back, trim takes all. */
@@ -174,13 +187,7 @@ static void case_release_runs(void)
                                     "release = runs"));
     enum { N = 8 };
     char *live[N], *gone[N];
-    for (int i = 0; i < N; i++) {
-        live[i] = harness_malloc(1 * MB);
-        gone[i] = harness_malloc(1 * MB);
-        CHECK(live[i] && gone[i]);
-        memset(live[i], 2, MB);
-        memset(gone[i], 1, MB);
-    }
+    alloc_live_and_gone(live, gone, N);
     for (int i = 0; i < N; i++)
         harness_free(gone[i]);
     harness_free(harness_malloc(64 * KB)); /* over dirty_max: a tick now */
@@ -191,8 +198,10 @@ static void case_release_runs(void)
         res += resident_bytes(gone[i], MB);
     CHECK_EQ(res, N * MB);
     harness_free(big);
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i < N; i++) {
+        CHECK(check_pages(live[i], MB, (uint32_t)i));
         harness_free(live[i]);
+    }
     harness_free(harness_malloc(64 * KB)); /* the runs are empty: returned */
     CHECK(harness_bytes_mapped("l25") <= 2 * MB);
     CHECK(harness_desc("l25")->ops.trim(harness_inst("l25"), harness_tls("l25")) > 0 ||
@@ -303,13 +312,7 @@ static void case_reclaim_when_others_grow(void)
     harness_open(mid_config("", "", "cache_count = 0\npurge_delay_ms = 60000\ndirty_max = 1G"));
     enum { N = 8 };
     char *live[N], *gone[N];
-    for (int i = 0; i < N; i++) {
-        live[i] = harness_malloc(1 * MB);
-        gone[i] = harness_malloc(1 * MB);
-        CHECK(live[i] && gone[i]);
-        touch_pages(live[i], MB, (uint32_t)i);
-        memset(gone[i], 1, MB);
-    }
+    alloc_live_and_gone(live, gone, N);
     for (int i = 0; i < N; i++)
         harness_free(gone[i]);
     size_t before = 0, after = 0;

@@ -1,6 +1,7 @@
 #include "pages_test.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -46,4 +47,16 @@ int all_bytes(const void *p, size_t n, unsigned char c)
         if (b[i] != c)
             return 0;
     return 1;
+}
+
+int pages_thp_never(void)
+{
+    char text[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (!fgets(text, sizeof text, f))
+            text[0] = '\0';
+        fclose(f);
+    }
+    return !strstr(text, "[madvise]") && !strstr(text, "[always]");
 }

@@ -31,4 +31,8 @@ size_t page_count(size_t bytes);
 /* True if every byte of [p, p + n) is c. */
 int all_bytes(const void *p, size_t n, unsigned char c);
 
+/* The machine's THP mode is `never` (or unreadable), read from sysfs
+ * independently of the host. */
+int pages_thp_never(void);
+
 #endif

@@ -166,20 +166,7 @@ static void os_huge_checks(int never)
     CHECK_EQ(harness_bytes_mapped("os"), 0);
 }
 
-/* The machine's mode, read here independently of the host. */
-static int sysfs_thp_never(void)
-{
-    char text[128] = "";
-    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-    if (f) {
-        if (!fgets(text, sizeof text, f))
-            text[0] = '\0';
-        fclose(f);
-    }
-    return !strstr(text, "[madvise]") && !strstr(text, "[always]");
-}
-
-static void case_os_huge(void) { os_huge_checks(sysfs_thp_never()); }
+static void case_os_huge(void) { os_huge_checks(pages_thp_never()); }
 
 static void case_os_huge_never(void)
 {

@@ -2,7 +2,6 @@
  * bad frees. Driven through the host's dispatch (harness_malloc...). */
 #include "pages_test.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 
@@ -214,19 +213,7 @@ static void huge_checks(int never)
     CHECK_EQ(harness_bytes_mapped("large"), 0);
 }
 
-static int sysfs_thp_never(void)
-{
-    char text[128] = "";
-    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-    if (f) {
-        if (!fgets(text, sizeof text, f))
-            text[0] = '\0';
-        fclose(f);
-    }
-    return !strstr(text, "[madvise]") && !strstr(text, "[always]");
-}
-
-static void case_huge(void) { huge_checks(sysfs_thp_never()); }
+static void case_huge(void) { huge_checks(pages_thp_never()); }
 
 static void case_huge_never(void)
 {
