@@ -29,7 +29,7 @@ static const struct hak_param large_params[P_COUNT] = {
     [P_CACHE_IDLE_MS] = {"cache_idle_ms", HAK_PARAM_INT, "1000", 0, 3600000, NULL,
                          "unmap cached extents idle this long (0: never), checked lazily"},
     [P_HUGE] = {"huge", HAK_PARAM_ENUM, "off", 0, 0, "off|madvise",
-                "madvise: blocks of 2 MB and more mapped 2 MB-aligned on transparent huge pages"},
+                "madvise: blocks of 2 MB and more are whole 2 MB pages, mapped 2 MB-aligned, on transparent huge pages"},
 };
 
 /* Requests beyond this fail at once (the address space is 2^47). */
