@@ -43,11 +43,24 @@ extern void _IO_list_lock(void);
 extern void _IO_list_unlock(void);
 extern void _IO_list_resetlock(void);
 
+/* The lock page (internal.h). Its locks start free (zero). */
+struct hak_lock_page hak_locks __attribute__((aligned(4096)));
+_Static_assert(sizeof(struct hak_lock_page) == 4096, "the lock page is one page");
+
+void *hak_lock_alloc(void)
+{
+    unsigned line = atomic_fetch_add_explicit(&hak_locks.fork.box_lines, 1, memory_order_relaxed);
+    if (line < HAK_LOCK_PAGE_BOX_LINES)
+        return &hak_locks.boxes[line].lock;
+    return hak_meta_alloc(HAK_LOCK_LINE); /* zeroed, line-aligned */
+}
+
 /* One bit per fork in progress, innermost lowest: did its prepare take the
  * list lock? A stack, since a signal handler's fork may run inside this
  * thread's own fork. Changed only while holding the list lock, or in a
- * single-threaded process. */
-static unsigned stdio_taken;
+ * single-threaded process. On the lock page: the parent and child
+ * handlers write it. */
+#define stdio_taken (hak_locks.fork.stdio_taken)
 
 void hak_fork_prepare(void)
 {

@@ -390,6 +390,35 @@ void hak_fork_prepare(void);
 void hak_fork_parent(void);
 void hak_fork_child(void);
 
+/* The lock page: every lock the fork handlers take, the host's and the
+ * boxes' (host->lock_alloc), and the handlers' own state, on one page, so
+ * a fork copies one page in the parent and one in the child for all of
+ * them (fork.c). One cache line per lock: no false sharing between them. */
+#define HAK_LOCK_LINE 64
+struct hak_lock_line {
+    hak_spinlock lock;
+    char pad[HAK_LOCK_LINE - sizeof(hak_spinlock)];
+};
+#define HAK_LOCK_PAGE_BOX_LINES (4096 / HAK_LOCK_LINE - 6)
+struct hak_lock_page {
+    struct hak_lock_line orphan, thread, meta, region_leaf; /* host's locks, in fork order */
+    struct {
+        unsigned stdio_taken;       /* fork.c: did prepare take the libio list lock? */
+        _Atomic unsigned box_lines; /* lines of boxes[] handed out */
+        char pad[HAK_LOCK_LINE - 2 * sizeof(unsigned)];
+    } fork;
+    struct {
+        /* services.c: the most resident bytes seen, the last sample and
+         * its time; the child handler forgets the parent's sample. */
+        _Atomic uint64_t high_water, sample, sample_tick;
+        char pad[HAK_LOCK_LINE - 3 * sizeof(uint64_t)];
+    } rss;
+    struct hak_lock_line boxes[HAK_LOCK_PAGE_BOX_LINES];
+};
+extern struct hak_lock_page hak_locks;
+/* host->lock_alloc: a line of boxes[], then metadata lines once the page is full. */
+void *hak_lock_alloc(void);
+
 /* ---- bootstrap ------------------------------------------------------------ */
 
 void *hak_bootstrap_alloc(size_t size, size_t align);

@@ -16,7 +16,8 @@
 
 struct hak_region_slot *_Atomic hak_region_top[1u << HAK_REGION_TOP_BITS];
 
-static hak_spinlock leaf_lock = HAK_SPINLOCK_INIT;
+/* Guards new leaves; on the lock page (internal.h). */
+#define leaf_lock (hak_locks.region_leaf.lock)
 
 /* Spans set before the fast owner is known (boxes map while they start),
  * so that hak_region_mark_fast revisits only them: scanning every leaf

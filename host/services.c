@@ -85,10 +85,11 @@ static void emit(uint16_t type, uint16_t owner, const void *addr, uint64_t bytes
 }
 
 /* The most resident bytes this process was seen with (sampled here, at
- * growth), and the last sample and when it was taken. */
-static _Atomic uint64_t rss_high_water;
-static _Atomic uint64_t rss_sample;
-static _Atomic uint64_t rss_sample_tick;
+ * growth), and the last sample and when it was taken: on the lock page,
+ * since the fork child handler writes them (internal.h). */
+#define rss_high_water (hak_locks.rss.high_water)
+#define rss_sample (hak_locks.rss.sample)
+#define rss_sample_tick (hak_locks.rss.sample_tick)
 
 /* A sample is reused for this long: thread_churn asks 27 times per
  * thread, and reading statm (hak_process_rss) costs a few microseconds. */
@@ -341,7 +342,7 @@ static int svc_advise_huge(void *p, size_t bytes)
 
 /* ---- metadata: a bump allocator over 1 MB chunks ------------------------ */
 
-static hak_spinlock meta_lock = HAK_SPINLOCK_INIT;
+#define meta_lock (hak_locks.meta.lock) /* on the lock page (internal.h) */
 static char *meta_cursor, *meta_end;
 
 void *hak_meta_alloc(size_t bytes)
@@ -537,6 +538,7 @@ struct hak_host hak_host_services = {
     .set_thread_owner = svc_set_thread_owner,
     .lend_slab = svc_lend_slab,
     .growing = svc_growing,
+    .lock_alloc = hak_lock_alloc,
 };
 
 void hak_services_fork_prepare(void)

@@ -31,10 +31,11 @@ struct thread_rec {
 
 static const struct hak_plan *tplan;
 static pthread_key_t exit_key;
-static hak_spinlock thread_lock = HAK_SPINLOCK_INIT;
+/* Both on the lock page (internal.h). */
+#define thread_lock (hak_locks.thread.lock)
 static struct thread_rec *all_recs, *free_recs;
 static uint32_t rec_count;
-static hak_spinlock orphan_lock = HAK_SPINLOCK_INIT;
+#define orphan_lock (hak_locks.orphan.lock)
 static char *orphan_block;
 /* The orphan block is set up on its first use (under orphan_lock): most
  * processes never call after a thread's destructors, and its set-up wrote

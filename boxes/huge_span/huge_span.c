@@ -44,7 +44,7 @@ struct hs_inst {
     uint32_t keep_free;
     uint64_t idle_ns;
     struct hak_link below;
-    hak_spinlock lock; /* guards f and the free list */
+    hak_spinlock *lock; /* guards f and the free list */
     struct hf_filler f;
     struct hf_page *free_head, *free_tail; /* wholly free pages, newest first */
     uint32_t free_count;
@@ -69,7 +69,7 @@ static void *hs_create(const struct hak_host *host, const struct hak_box_config 
                        size_t err_len)
 {
     struct hs_inst *in = host->meta_alloc(sizeof *in);
-    if (!in || hf_init(&in->f, host)) {
+    if (!in || !(in->lock = hak_lock_new(host)) || hf_init(&in->f, host)) {
         snprintf(err, err_len, "out of metadata memory");
         return NULL;
     }
@@ -150,7 +150,7 @@ static void unlock_and_release(struct hs_inst *in, struct hs_tls *t, struct hs_d
 {
     uint64_t held = (in->f.free_granules + (uint64_t)in->free_count * HF_GRANULES) * HAK_GRANULE;
     atomic_store_explicit(&in->cached_seen, held, memory_order_relaxed);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     if (!d->n)
         return;
     void *below_tls = hak_link_tls(t, &in->below);
@@ -197,7 +197,7 @@ static void *hs_pages_alloc(void *tls, size_t bytes, size_t align, uint16_t owne
     uint32_t n = (uint32_t)(span >> HAK_GRANULE_SHIFT);
     uint32_t align_g = (uint32_t)(align >> HAK_GRANULE_SHIFT);
     struct hs_down d = {0};
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     void *p = take_locked(in, n, align_g);
     release_locked(in, in->host->now_ns(), &d);
     unlock_and_release(in, t, &d);
@@ -212,7 +212,7 @@ static void *hs_pages_alloc(void *tls, size_t bytes, size_t align, uint16_t owne
         if (!q)
             return NULL;
         t->st.refills++;
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         struct hf_page *pg = hf_add(&in->f, (uintptr_t)q, 0);
         if (pg)
             p = hf_alloc_from(&in->f, pg, n, align_g);
@@ -240,7 +240,7 @@ static void hs_pages_free(void *tls, void *p, size_t bytes)
     struct hf_page *pg = NULL;
     int r = 0;
     if (bytes && span <= HAK_HUGE_PAGE) {
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         pg = hf_find(&in->f, p);
         if (pg) {
             r = hf_free(&in->f, pg, p, (uint32_t)(span >> HAK_GRANULE_SHIFT));
@@ -270,7 +270,7 @@ static size_t hs_trim(void *inst, void *tls)
         return 0;
     for (;;) {
         struct hs_down d = {0};
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         while (in->free_tail && d.n < HS_DOWN_MAX)
             down_oldest(in, &d);
         uint32_t n = d.n;
@@ -291,9 +291,9 @@ static void hs_stats(void *inst, void *tls, struct hak_stats *out)
     hak_stats_add(out, &((struct hs_tls *)tls)->st);
 }
 
-static void hs_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct hs_inst *)inst)->lock); }
-static void hs_fork_parent(void *inst) { hak_spin_fork_parent(&((struct hs_inst *)inst)->lock); }
-static void hs_fork_child(void *inst) { hak_spin_fork_child(&((struct hs_inst *)inst)->lock); }
+static void hs_fork_prepare(void *inst) { hak_spin_fork_prepare(((struct hs_inst *)inst)->lock); }
+static void hs_fork_parent(void *inst) { hak_spin_fork_parent(((struct hs_inst *)inst)->lock); }
+static void hs_fork_child(void *inst) { hak_spin_fork_child(((struct hs_inst *)inst)->lock); }
 
 static const struct hak_box_desc hs_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,

@@ -69,9 +69,9 @@ static void *l25_alloc_slow(struct l25_tls *t, unsigned c)
     uint64_t now = in->host->now_ns();
     void *ptls = hak_link_tls(t, &in->pages);
     for (int attempt = 0; attempt < 8; attempt++) {
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         got = l25_carve(in, n, out, want, &fresh, &retag);
-        hak_spin_unlock(&in->lock);
+        hak_spin_unlock(in->lock);
         if (got)
             break;
         /* a new run may be taken by another thread before we carve it */
@@ -138,11 +138,11 @@ static void l25_free_shared(struct l25_tls *t, void *p, unsigned n)
 {
     struct l25_inst *in = l25_inst_of(t);
     uint64_t now = in->host->now_ns();
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     bool ok = l25_free_locked(in, p, n);
     if (ok)
         l25_note_dirty_locked(in, now);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     if (!ok) {
         in->host->bad_free(in->name, "double free or pointer not from an l25 block", p);
         return;
@@ -163,9 +163,9 @@ static bool l25_cache_check(struct l25_tls *t, void *p, unsigned n)
             return false;
         }
     }
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     bool live = l25_block_run(in, p, n, &pos) != NULL;
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     if (!live)
         in->host->bad_free(in->name, "double free or pointer not from an l25 block", p);
     return live;
@@ -223,11 +223,11 @@ void *l25_realloc(void *tls, void *p, uint16_t tag, size_t size)
     if (n_new <= n_old && n_new * 2 >= n_old)
         return p;
     uint64_t now = in->host->now_ns();
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     bool ok = l25_resize_locked(in, p, n_old, n_new);
     if (ok && n_new < n_old)
         l25_note_dirty_locked(in, now);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     if (!ok)
         return NULL;
     struct l25_tls *t = tls;
@@ -244,7 +244,7 @@ void l25_flush_cache(struct l25_tls *t)
         return;
     uint64_t now = in->host->now_ns();
     uint64_t count = 0;
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     for (unsigned c = 0; c < L25_CLASSES; c++) {
         for (unsigned i = 0; i < t->count[c]; i++) {
             l25_free_locked(in, t->slot[c][i], c + 1);
@@ -253,7 +253,7 @@ void l25_flush_cache(struct l25_tls *t)
         t->count[c] = 0;
     }
     l25_note_dirty_locked(in, now);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     t->cached_bytes = 0;
     t->st.drains++;
     l25_event(in, HAK_EV_DRAIN, NULL, 0, count);

@@ -37,7 +37,7 @@ static void *l25_create(const struct hak_host *host, const struct hak_box_config
         return NULL;
     }
     struct l25_inst *in = host->meta_alloc(sizeof *in);
-    if (!in) {
+    if (!in || !(in->lock = hak_lock_new(host))) {
         snprintf(err, err_len, "out of metadata memory");
         return NULL;
     }
@@ -76,9 +76,9 @@ static void l25_stats(void *inst, void *tls, struct hak_stats *out)
 {
     if (!tls) {
         struct l25_inst *in = inst;
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         out->cached_bytes += in->dirty_bytes;
-        hak_spin_unlock(&in->lock);
+        hak_spin_unlock(in->lock);
         return;
     }
     const struct l25_tls *t = tls;
@@ -113,9 +113,9 @@ size_t l25_reclaim(void *inst, size_t bytes)
     return l25_release_dirty(inst, bytes);
 }
 
-static void l25_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct l25_inst *)inst)->lock); }
-static void l25_fork_parent(void *inst) { hak_spin_fork_parent(&((struct l25_inst *)inst)->lock); }
-static void l25_fork_child(void *inst) { hak_spin_fork_child(&((struct l25_inst *)inst)->lock); }
+static void l25_fork_prepare(void *inst) { hak_spin_fork_prepare(((struct l25_inst *)inst)->lock); }
+static void l25_fork_parent(void *inst) { hak_spin_fork_parent(((struct l25_inst *)inst)->lock); }
+static void l25_fork_child(void *inst) { hak_spin_fork_child(((struct l25_inst *)inst)->lock); }
 
 static uint32_t l25_class_count(void *inst)
 {

@@ -98,7 +98,7 @@ struct l25_inst {
     bool release_granules;
     char name[64];
 
-    hak_spinlock lock;
+    hak_spinlock *lock;
     struct l25_run *bins[L25_RUN_GRANULES + 1];
     uint64_t bin_mask;               /* bit b: bins[b] not empty */
     struct l25_run *runs;            /* every run */

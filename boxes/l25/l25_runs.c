@@ -247,12 +247,12 @@ struct l25_run *l25_run_new(struct l25_inst *in, void *ptls)
     if (!base)
         return NULL;
     size_t top = (uintptr_t)base >> (L25_RUN_SHIFT + L25_RADIX_LEAF_BITS);
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     bool need_leaf = in->radix[top] == NULL;
     struct l25_run *r = in->free_descs;
     if (r)
         in->free_descs = r->next;
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
 
     struct l25_run **leaf = NULL;
     if (need_leaf)
@@ -262,10 +262,10 @@ struct l25_run *l25_run_new(struct l25_inst *in, void *ptls)
     if (!r || (need_leaf && !leaf)) {
         in->pages.desc->ops.pages_free(ptls, base, L25_RUN_BYTES);
         if (r) {
-            hak_spin_lock(&in->lock);
+            hak_spin_lock(in->lock);
             r->next = in->free_descs;
             in->free_descs = r;
-            hak_spin_unlock(&in->lock);
+            hak_spin_unlock(in->lock);
         }
         return NULL;
     }
@@ -275,12 +275,12 @@ struct l25_run *l25_run_new(struct l25_inst *in, void *ptls)
         r->tag[g] = L25_TAG_BYTE_NONE;
     r->next = r->prev = r->all_next = r->all_prev = NULL;
 
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     if (!in->radix[top])
         in->radix[top] = leaf; /* a leaf made by a racing thread is simply unused */
     *l25_radix_slot(in, base) = r;
     l25_run_insert(in, r);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     return r;
 }
 
@@ -363,7 +363,7 @@ size_t l25_tick(struct l25_inst *in, void *ptls, uint64_t now, bool force)
     unsigned ni = 0, nr = 0;
     bool incomplete = false, empty_left = false;
 
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
 #if HAKMEM_DEBUG
     l25_check_runs(in);
 #endif
@@ -371,7 +371,7 @@ size_t l25_tick(struct l25_inst *in, void *ptls, uint64_t now, bool force)
     bool granules = in->release_granules || force; /* malloc_trim takes all */
     force |= in->force_purge;
     if (!force && (!due || now < due)) {
-        hak_spin_unlock(&in->lock); /* another thread ran this tick */
+        hak_spin_unlock(in->lock); /* another thread ran this tick */
         return 0;
     }
     in->force_purge = false;
@@ -409,7 +409,7 @@ size_t l25_tick(struct l25_inst *in, void *ptls, uint64_t now, bool force)
     else if (in->dirty_bytes || empty_left)
         next_due = now + in->purge_delay_ns;
     atomic_store_explicit(&in->next_tick_ns, next_due, memory_order_relaxed);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
 
     size_t released = 0;
     for (unsigned i = 0; i < ni; i++)
@@ -419,13 +419,13 @@ size_t l25_tick(struct l25_inst *in, void *ptls, uint64_t now, bool force)
         released += L25_RUN_BYTES;
     }
     if (ni || nr) {
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         l25_purge_done_locked(in, items, ni);
         for (unsigned i = 0; i < nr; i++) {
             give_back[i]->next = in->free_descs;
             in->free_descs = give_back[i];
         }
-        hak_spin_unlock(&in->lock);
+        hak_spin_unlock(in->lock);
     }
     return released;
 }
@@ -442,7 +442,7 @@ size_t l25_release_dirty(struct l25_inst *in, size_t limit)
     struct l25_purge_item items[L25_PURGE_BATCH];
     unsigned ni = 0;
     size_t taken = 0;
-    if (!in->release_granules || !hak_spin_trylock(&in->lock))
+    if (!in->release_granules || !hak_spin_trylock(in->lock))
         return 0;
     size_t keep = in->live_bytes >> L25_RECLAIM_KEEP_SHIFT;
     for (int pass = 0; pass < 2; pass++) {
@@ -456,14 +456,14 @@ size_t l25_release_dirty(struct l25_inst *in, size_t limit)
             l25_purge_take_locked(in, r, purge, &items[ni++]);
         }
     }
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     if (!ni)
         return 0;
     size_t released = 0;
     for (unsigned i = 0; i < ni; i++)
         released += l25_decommit_mask(in, items[i].run->base, items[i].mask);
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     l25_purge_done_locked(in, items, ni);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     return released;
 }

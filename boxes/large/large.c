@@ -51,7 +51,7 @@ static void *large_create(const struct hak_host *host, const struct hak_box_conf
         return NULL;
     }
     struct large_inst *in = host->meta_alloc(sizeof *in);
-    if (!in) {
+    if (!in || !(in->lock = hak_lock_new(host))) {
         snprintf(err, err_len, "out of metadata memory");
         return NULL;
     }
@@ -285,9 +285,9 @@ static void large_stats(void *inst, void *tls, struct hak_stats *out)
     hak_stats_add(out, s);
 }
 
-static void large_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct large_inst *)inst)->lock); }
-static void large_fork_parent(void *inst) { hak_spin_fork_parent(&((struct large_inst *)inst)->lock); }
-static void large_fork_child(void *inst) { hak_spin_fork_child(&((struct large_inst *)inst)->lock); }
+static void large_fork_prepare(void *inst) { hak_spin_fork_prepare(((struct large_inst *)inst)->lock); }
+static void large_fork_parent(void *inst) { hak_spin_fork_parent(((struct large_inst *)inst)->lock); }
+static void large_fork_child(void *inst) { hak_spin_fork_child(((struct large_inst *)inst)->lock); }
 
 static const struct hak_box_desc large_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,

@@ -55,7 +55,7 @@ struct large_inst {
     uint64_t cache_idle_ns;   /* 0: never released for idleness */
     int huge;                 /* huge = madvise (and THP not never): 2 MB-aligned, advised */
     _Atomic uint64_t live_bytes; /* bytes of live blocks (their mappings) */
-    hak_spinlock lock;        /* guards the cache below */
+    hak_spinlock *lock;        /* guards the cache below */
     uint32_t cache_count;
     uint64_t cache_bytes;
     _Atomic uint64_t cached_bytes_seen; /* cache_bytes, for stats without the lock */

@@ -55,7 +55,7 @@ static void cache_unlock_and_unmap(struct large_inst *in, struct large_tls *t,
                                    struct victims *vs)
 {
     atomic_store_explicit(&in->cached_bytes_seen, in->cache_bytes, memory_order_relaxed);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     for (uint32_t i = 0; i < vs->n; i++) {
         in->host->unmap(vs->v[i].base, vs->v[i].bytes); /* the host reports HAK_EV_UNMAP */
         if (t)
@@ -79,7 +79,7 @@ char *large_cache_take(struct large_inst *in, struct large_tls *t, size_t bytes,
     uint64_t now = in->host->now_ns();
     struct victims vs = {0};
     char *got = NULL;
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     cache_expire_locked(in, now, &vs);
     uint32_t best = UINT32_MAX;
     for (uint32_t i = 0; i < in->cache_count; i++) {
@@ -113,7 +113,7 @@ uint32_t large_cache_take_pieces(struct large_inst *in, struct large_tls *t, siz
     uint64_t now = in->host->now_ns();
     struct victims vs = {0};
     uint32_t n = 0;
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     cache_expire_locked(in, now, &vs);
     while (bytes && n < max && in->cache_count) {
         uint32_t big = 0;
@@ -139,7 +139,7 @@ uint32_t large_cache_take_pieces(struct large_inst *in, struct large_tls *t, siz
 size_t large_cache_take_at(struct large_inst *in, char *at, size_t min, size_t want)
 {
     size_t took = 0;
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     for (uint32_t i = 0; i < in->cache_count; i++) {
         struct large_cached *c = &in->cache[i];
         if (c->base != at)
@@ -157,7 +157,7 @@ size_t large_cache_take_at(struct large_inst *in, char *at, size_t min, size_t w
         break;
     }
     atomic_store_explicit(&in->cached_bytes_seen, in->cache_bytes, memory_order_relaxed);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     return took;
 }
 
@@ -202,7 +202,7 @@ static void cache_shrink_locked(struct large_inst *in, struct victims *vs)
 size_t large_reclaim(void *inst, size_t bytes)
 {
     struct large_inst *in = inst;
-    if (!atomic_load_explicit(&in->cached_bytes_seen, memory_order_relaxed) || !hak_spin_trylock(&in->lock))
+    if (!atomic_load_explicit(&in->cached_bytes_seen, memory_order_relaxed) || !hak_spin_trylock(in->lock))
         return 0;
     uint64_t live = atomic_load_explicit(&in->live_bytes, memory_order_relaxed);
     uint64_t share = live / 100 * in->cache_live_pct + live % 100 * in->cache_live_pct / 100;
@@ -224,7 +224,7 @@ void large_cache_put(struct large_inst *in, struct large_tls *t, char *base, siz
 {
     uint64_t now = in->host->now_ns();
     struct victims vs = {0};
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     cache_expire_locked(in, now, &vs);
     if (!in->cache_slots) {
         vs.v[vs.n++] = (struct large_cached){base, bytes, now};
@@ -251,7 +251,7 @@ size_t large_cache_flush(struct large_inst *in, struct large_tls *t)
 {
     struct victims vs = {0};
     size_t released = 0;
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     while (in->cache_count)
         cache_remove_locked(in, in->cache_count - 1, &vs);
     for (uint32_t i = 0; i < vs.n; i++)

@@ -59,14 +59,14 @@ struct os_inst {
     uint16_t owner;
     int release;
     uint32_t keep_slots;
-    hak_spinlock lock; /* guards kept[] and kept_count */
+    hak_spinlock *lock; /* guards kept[] and kept_count */
     uint32_t kept_count;
     _Atomic uint64_t kept_bytes;
     struct kept_span kept[OS_KEEP_MAX];
     int huge; /* huge = madvise and THP not `never` */
     uint64_t huge_after;               /* bytes per consumer before advising */
     _Atomic uint64_t huge_seen[OS_OWNERS]; /* bytes mapped per consumer owner id */
-    hak_spinlock huge_lock; /* guards filler */
+    hak_spinlock *huge_lock; /* guards filler */
     struct hf_filler filler; /* 2 MB pages carved for spans below 2 MB */
 };
 
@@ -88,7 +88,7 @@ static void *os_create(const struct hak_host *host, const struct hak_box_config 
                        char *err, size_t err_len)
 {
     struct os_inst *in = host->meta_alloc(sizeof *in);
-    if (!in) {
+    if (!in || !(in->lock = hak_lock_new(host)) || !(in->huge_lock = hak_lock_new(host))) {
         snprintf(err, err_len, "out of metadata memory");
         return NULL;
     }
@@ -115,7 +115,7 @@ static void os_thread_exit(void *inst, void *tls) { (void)inst; (void)tls; }
 static void *os_take_kept(struct os_inst *in, size_t bytes, size_t align)
 {
     void *p = NULL;
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     for (uint32_t i = in->kept_count; i-- > 0;) {
         struct kept_span *k = &in->kept[i];
         if (k->bytes == bytes && ((uintptr_t)k->p & (align - 1)) == 0) {
@@ -125,7 +125,7 @@ static void *os_take_kept(struct os_inst *in, size_t bytes, size_t align)
             break;
         }
     }
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     return p;
 }
 
@@ -148,20 +148,20 @@ static void *os_carve(struct os_inst *in, struct os_tls *t, size_t bytes, size_t
 {
     uint32_t n = (uint32_t)(bytes >> HAK_GRANULE_SHIFT);
     uint32_t align_g = (uint32_t)(align >> HAK_GRANULE_SHIFT);
-    hak_spin_lock(&in->huge_lock);
+    hak_spin_lock(in->huge_lock);
     char *p = hf_alloc(&in->filler, n, align_g);
     if (!p) {
-        hak_spin_unlock(&in->huge_lock);
+        hak_spin_unlock(in->huge_lock);
         char *q = in->host->map(in->owner, HAK_HUGE_PAGE, HAK_HUGE_PAGE, 0);
         if (!q)
             return NULL;
         os_advise(in, owner, q, HAK_HUGE_PAGE);
         t->st.refills++;
-        hak_spin_lock(&in->huge_lock);
+        hak_spin_lock(in->huge_lock);
         struct hf_page *pg = hf_add(&in->filler, (uintptr_t)q, 0);
         p = pg ? hf_alloc_from(&in->filler, pg, n, align_g) : NULL;
         if (!pg) {
-            hak_spin_unlock(&in->huge_lock);
+            hak_spin_unlock(in->huge_lock);
             in->host->unmap(q, HAK_HUGE_PAGE);
             return NULL;
         }
@@ -171,7 +171,7 @@ static void *os_carve(struct os_inst *in, struct os_tls *t, size_t bytes, size_t
     uint32_t mask = (n >= 32 ? HF_FULL_MASK : (1u << n) - 1) << first;
     uint32_t dirty = pg->dirty & mask;
     pg->dirty |= mask;
-    hak_spin_unlock(&in->huge_lock);
+    hak_spin_unlock(in->huge_lock);
     for (uint32_t g = first; g < first + n; g++)
         if (dirty & (1u << g))
             memset(p + ((size_t)(g - first) << HAK_GRANULE_SHIFT), 0, HAK_GRANULE);
@@ -183,10 +183,10 @@ static void *os_carve(struct os_inst *in, struct os_tls *t, size_t bytes, size_t
  * is unmapped once wholly free), 0 when it was not (mapped by itself). */
 static int os_uncarve(struct os_inst *in, struct os_tls *t, void *p, size_t bytes)
 {
-    hak_spin_lock(&in->huge_lock);
+    hak_spin_lock(in->huge_lock);
     struct hf_page *pg = hf_find(&in->filler, p);
     if (!pg) {
-        hak_spin_unlock(&in->huge_lock);
+        hak_spin_unlock(in->huge_lock);
         return 0;
     }
     int r = hf_free(&in->filler, pg, p, (uint32_t)(bytes >> HAK_GRANULE_SHIFT));
@@ -197,7 +197,7 @@ static int os_uncarve(struct os_inst *in, struct os_tls *t, void *p, size_t byte
         whole = pg->base;
         hf_remove(&in->filler, pg);
     }
-    hak_spin_unlock(&in->huge_lock);
+    hak_spin_unlock(in->huge_lock);
     if (r < 0)
         in->host->bad_free(in->name, "span freed twice or not a span", p);
     if (whole) {
@@ -264,13 +264,13 @@ static void os_pages_free(void *tls, void *p, size_t bytes)
     if (in->release == RELEASE_DECOMMIT) {
         in->host->decommit(p, bytes);
         in->host->assign(p, bytes, in->owner, 0);
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         if (in->kept_count < in->keep_slots) {
             in->kept[in->kept_count++] = (struct kept_span){p, bytes};
             atomic_fetch_add_explicit(&in->kept_bytes, bytes, memory_order_relaxed);
             p = NULL;
         }
-        hak_spin_unlock(&in->lock);
+        hak_spin_unlock(in->lock);
         if (!p)
             return;
         in->host->unmap(p, bytes); /* list full: already counted as returned */
@@ -289,12 +289,12 @@ static size_t os_trim(void *inst, void *tls)
     size_t released = 0;
     for (;;) {
         struct kept_span k = {NULL, 0};
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         if (in->kept_count) {
             k = in->kept[--in->kept_count];
             atomic_fetch_sub_explicit(&in->kept_bytes, k.bytes, memory_order_relaxed);
         }
-        hak_spin_unlock(&in->lock);
+        hak_spin_unlock(in->lock);
         if (!k.p)
             break;
         in->host->unmap(k.p, k.bytes);
@@ -321,22 +321,22 @@ static void os_stats(void *inst, void *tls, struct hak_stats *out)
 static void os_fork_prepare(void *inst)
 {
     struct os_inst *in = inst;
-    hak_spin_fork_prepare(&in->lock);
-    hak_spin_fork_prepare(&in->huge_lock);
+    hak_spin_fork_prepare(in->lock);
+    hak_spin_fork_prepare(in->huge_lock);
 }
 
 static void os_fork_parent(void *inst)
 {
     struct os_inst *in = inst;
-    hak_spin_fork_parent(&in->huge_lock);
-    hak_spin_fork_parent(&in->lock);
+    hak_spin_fork_parent(in->huge_lock);
+    hak_spin_fork_parent(in->lock);
 }
 
 static void os_fork_child(void *inst)
 {
     struct os_inst *in = inst;
-    hak_spin_fork_child(&in->huge_lock);
-    hak_spin_fork_child(&in->lock);
+    hak_spin_fork_child(in->huge_lock);
+    hak_spin_fork_child(in->lock);
 }
 
 static const struct hak_box_desc os_desc = {

@@ -11,7 +11,7 @@ static void publish_and_unlock(struct hot_inst *in)
 {
     atomic_store_explicit(&in->shared_bytes, (uint64_t)in->ring.count * HAK_GRANULE,
                           memory_order_relaxed);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
 }
 
 /* Pop idle spans from the old end, at most `room`. */
@@ -47,7 +47,7 @@ void hot_shared_put(struct hot_tls *t, void *const *spans, uint32_t n)
     void *down[2 * HOT_BATCH_MAX];
     uint32_t nd = 0;
     uint64_t now = in->host->now_ns();
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     nd = sweep_locked(in, now, down, HOT_BATCH_MAX);
     for (uint32_t i = 0; i < n; i++) {
         if (!in->ring.cap) {
@@ -68,7 +68,7 @@ uint32_t hot_shared_get(struct hot_tls *t, void **out, uint32_t n)
     void *down[HOT_BATCH_MAX];
     uint32_t nd, got = 0;
     uint64_t now = in->host->now_ns();
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     nd = sweep_locked(in, now, down, HOT_BATCH_MAX);
     /* the caller's stack pops from its end: the top goes last, so the most
      * recently freed span is the next one out */
@@ -90,7 +90,7 @@ void hot_maybe_sweep(struct hot_tls *t)
     if (now < atomic_load_explicit(&in->next_sweep_ns, memory_order_relaxed))
         return;
     void *down[HOT_BATCH_MAX];
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     uint32_t nd = sweep_locked(in, now, down, HOT_BATCH_MAX);
     publish_and_unlock(in);
     hot_release_down(t, down, nd);
@@ -103,7 +103,7 @@ size_t hot_shared_flush(struct hot_tls *t)
     for (;;) {
         void *down[HOT_BATCH_MAX];
         uint32_t nd = 0;
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         while (nd < HOT_BATCH_MAX && in->ring.count)
             down[nd++] = span_ring_pop_oldest(&in->ring);
         publish_and_unlock(in);

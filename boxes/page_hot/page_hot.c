@@ -38,7 +38,7 @@ static void *hot_create(const struct hak_host *host, const struct hak_box_config
                         char *err, size_t err_len)
 {
     struct hot_inst *in = host->meta_alloc(sizeof *in);
-    if (!in) {
+    if (!in || !(in->lock = hak_lock_new(host))) {
         snprintf(err, err_len, "out of metadata memory");
         return NULL;
     }
@@ -190,9 +190,9 @@ static void hot_stats(void *inst, void *tls, struct hak_stats *out)
     out->cached_bytes += (uint64_t)t->count * HAK_GRANULE;
 }
 
-static void hot_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct hot_inst *)inst)->lock); }
-static void hot_fork_parent(void *inst) { hak_spin_fork_parent(&((struct hot_inst *)inst)->lock); }
-static void hot_fork_child(void *inst) { hak_spin_fork_child(&((struct hot_inst *)inst)->lock); }
+static void hot_fork_prepare(void *inst) { hak_spin_fork_prepare(((struct hot_inst *)inst)->lock); }
+static void hot_fork_parent(void *inst) { hak_spin_fork_parent(((struct hot_inst *)inst)->lock); }
+static void hot_fork_child(void *inst) { hak_spin_fork_child(((struct hot_inst *)inst)->lock); }
 
 static const struct hak_box_desc hot_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,

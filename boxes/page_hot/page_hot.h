@@ -23,7 +23,7 @@ struct hot_inst {
     uint32_t tls_slots;
     uint64_t idle_ns; /* 0: spans never released for idleness */
     struct hak_link below;
-    hak_spinlock lock; /* guards ring */
+    hak_spinlock *lock; /* guards ring */
     struct span_ring ring;
     _Atomic uint64_t shared_bytes;  /* ring.count * granule, for stats */
     _Atomic uint64_t next_sweep_ns; /* earliest time a pass-through sweeps */

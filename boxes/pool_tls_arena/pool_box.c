@@ -98,7 +98,7 @@ static void *pool_create(const struct hak_host *host, const struct hak_box_confi
     }
 
     struct pool_inst *in = host->meta_alloc(sizeof *in);
-    if (!in) {
+    if (!in || !(in->lock = hak_lock_new(host))) {
         snprintf(err, err_len, "out of metadata memory");
         return NULL;
     }
@@ -194,9 +194,9 @@ static size_t pool_trim(void *inst, void *tls)
     return pool_purge_all(tls);
 }
 
-static void pool_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct pool_inst *)inst)->lock); }
-static void pool_fork_parent(void *inst) { hak_spin_fork_parent(&((struct pool_inst *)inst)->lock); }
-static void pool_fork_child(void *inst) { hak_spin_fork_child(&((struct pool_inst *)inst)->lock); }
+static void pool_fork_prepare(void *inst) { hak_spin_fork_prepare(((struct pool_inst *)inst)->lock); }
+static void pool_fork_parent(void *inst) { hak_spin_fork_parent(((struct pool_inst *)inst)->lock); }
+static void pool_fork_child(void *inst) { hak_spin_fork_child(((struct pool_inst *)inst)->lock); }
 
 static uint32_t pool_class_count(void *inst) { return ((struct pool_inst *)inst)->nclasses; }
 

@@ -11,11 +11,11 @@
 
 static struct pool_pending *pool_pending_get(struct pool_inst *in)
 {
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     struct pool_pending *pd = in->free_pending;
     if (pd)
         in->free_pending = pd->next_free;
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     if (!pd)
         pd = in->host->meta_alloc(sizeof *pd);
     if (pd)
@@ -26,10 +26,10 @@ static struct pool_pending *pool_pending_get(struct pool_inst *in)
 
 static void pool_pending_put(struct pool_inst *in, struct pool_pending *pd)
 {
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     pd->next_free = in->free_pending;
     in->free_pending = pd;
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
 }
 
 /* ---- the thread's chunk list ------------------------------------------- */
@@ -316,19 +316,19 @@ static void pool_orphan_push(struct pool_inst *in, struct pool_chunk *ch)
     ch->next = ch->prev = NULL;
     ch->orphan_dirty = (uint64_t)pool_chunk_dirty_granules(ch) << HAK_GRANULE_SHIFT;
     atomic_fetch_add_explicit(&in->orphan_dirty, ch->orphan_dirty, memory_order_relaxed);
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     if (in->orphans_tail)
         in->orphans_tail->next = ch;
     else
         in->orphans = ch;
     in->orphans_tail = ch;
     atomic_fetch_add_explicit(&in->orphan_count, 1, memory_order_relaxed);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
 }
 
 static struct pool_chunk *pool_orphan_pop(struct pool_inst *in)
 {
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     struct pool_chunk *ch = in->orphans;
     if (ch) {
         in->orphans = ch->next;
@@ -339,7 +339,7 @@ static struct pool_chunk *pool_orphan_pop(struct pool_inst *in)
         ch->orphan_dirty = 0;
         ch->next = NULL;
     }
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     return ch;
 }
 

@@ -145,7 +145,7 @@ struct pool_inst {
     uint8_t class_granules[POOL_MAX_CLASSES]; /* slab size */
     const uint8_t *class_of;          /* [(size - 1) >> 4] -> class */
 
-    hak_spinlock lock;                /* orphans and free pending sets */
+    hak_spinlock *lock;                /* orphans and free pending sets */
     struct pool_chunk *orphans, *orphans_tail; /* FIFO through next */
     _Atomic uint32_t orphan_count;
     /* Committed free bytes, process-wide: owned_dirty sums the threads'

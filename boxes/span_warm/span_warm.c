@@ -53,7 +53,7 @@ struct warm_inst {
     uint64_t max_cached;
     uint64_t idle_ns;
     struct hak_link below;
-    hak_spinlock lock; /* guards rings and cached */
+    hak_spinlock *lock; /* guards rings and cached */
     uint64_t cached;
     struct span_ring ring[WARM_BUCKETS];
     _Atomic uint64_t cached_seen; /* cached, for stats without the lock */
@@ -93,7 +93,7 @@ static void *warm_create(const struct hak_host *host, const struct hak_box_confi
                          char *err, size_t err_len)
 {
     struct warm_inst *in = host->meta_alloc(sizeof *in);
-    if (!in) {
+    if (!in || !(in->lock = hak_lock_new(host))) {
         snprintf(err, err_len, "out of metadata memory");
         return NULL;
     }
@@ -158,7 +158,7 @@ static int oldest_bucket_locked(const struct warm_inst *in)
 static void unlock_and_release(struct warm_inst *in, struct warm_tls *t, struct warm_down *d)
 {
     atomic_store_explicit(&in->cached_seen, in->cached, memory_order_relaxed);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     if (!d->n)
         return;
     void *below_tls = hak_link_tls(t, &in->below);
@@ -184,7 +184,7 @@ static void *warm_pages_alloc(void *tls, size_t bytes, size_t align, uint16_t ow
         struct warm_down d = {0};
         void *p = NULL;
         uint64_t now = in->host->now_ns();
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         sweep_locked(in, now, &d);
         if (b >= 0) {
             p = span_ring_take_aligned(&in->ring[b], align > HAK_GRANULE ? align : HAK_GRANULE,
@@ -234,7 +234,7 @@ static void warm_pages_free(void *tls, void *p, size_t bytes)
     struct warm_down d = {0};
     if (in->enabled) {
         uint64_t now = in->host->now_ns();
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         sweep_locked(in, now, &d);
         if (b >= 0) {
             struct span_ring *r = &in->ring[b];
@@ -261,7 +261,7 @@ static size_t warm_trim(void *inst, void *tls)
         return 0;
     for (;;) {
         struct warm_down d = {0};
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         for (int b; d.n < WARM_DOWN_MAX && (b = oldest_bucket_locked(in)) >= 0;)
             down_add_oldest(in, b, &d);
         for (uint32_t i = 0; i < d.n; i++)
@@ -284,9 +284,9 @@ static void warm_stats(void *inst, void *tls, struct hak_stats *out)
     hak_stats_add(out, s);
 }
 
-static void warm_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct warm_inst *)inst)->lock); }
-static void warm_fork_parent(void *inst) { hak_spin_fork_parent(&((struct warm_inst *)inst)->lock); }
-static void warm_fork_child(void *inst) { hak_spin_fork_child(&((struct warm_inst *)inst)->lock); }
+static void warm_fork_prepare(void *inst) { hak_spin_fork_prepare(((struct warm_inst *)inst)->lock); }
+static void warm_fork_parent(void *inst) { hak_spin_fork_parent(((struct warm_inst *)inst)->lock); }
+static void warm_fork_child(void *inst) { hak_spin_fork_child(((struct warm_inst *)inst)->lock); }
 
 static const struct hak_box_desc warm_desc = {
     .abi_version = HAK_BOX_ABI_VERSION,

@@ -167,7 +167,7 @@ static void *ss_create(const struct hak_host *host, const struct hak_box_config 
         return NULL;
     }
     struct ss_inst *in = host->meta_alloc(sizeof *in);
-    if (!in) {
+    if (!in || !(in->lock = hak_lock_new(host))) {
         ss_error(err, err_len, "out of metadata memory (", sizeof *in, " bytes)");
         return NULL;
     }
@@ -228,14 +228,14 @@ static void ss_stats(void *inst, void *tls, struct hak_stats *out)
         out->remote_frees += t->remote_frees;
         return;
     }
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     out->cached_bytes += in->free_slabs * SS_SLAB_SIZE;
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
 }
 
-static void ss_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct ss_inst *)inst)->lock); }
-static void ss_fork_parent(void *inst) { hak_spin_fork_parent(&((struct ss_inst *)inst)->lock); }
-static void ss_fork_child(void *inst) { hak_spin_fork_child(&((struct ss_inst *)inst)->lock); }
+static void ss_fork_prepare(void *inst) { hak_spin_fork_prepare(((struct ss_inst *)inst)->lock); }
+static void ss_fork_parent(void *inst) { hak_spin_fork_parent(((struct ss_inst *)inst)->lock); }
+static void ss_fork_child(void *inst) { hak_spin_fork_child(((struct ss_inst *)inst)->lock); }
 
 static uint32_t ss_class_count(void *inst) { return ((struct ss_inst *)inst)->nclasses; }
 

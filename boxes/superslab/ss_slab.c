@@ -222,7 +222,7 @@ static void ss_warm_forget_superslab(struct ss_inst *in, struct ss_head *h)
 size_t ss_release_superslabs(struct ss_inst *in, void *tls, uint32_t keep)
 {
     struct ss_head *give = NULL;
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     while (in->empty_count > keep) {
         struct ss_head *h = in->empty;
         ss_head_remove(&in->empty, h);
@@ -233,7 +233,7 @@ size_t ss_release_superslabs(struct ss_inst *in, void *tls, uint32_t keep)
         h->next = give;
         give = h;
     }
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     size_t bytes = 0;
     while (give) {
         struct ss_head *h = give;
@@ -295,19 +295,19 @@ static struct ss_slab *ss_adopt_orphan_locked(struct ss_inst *in, uint32_t cls)
 bool ss_adopt_on_free(struct ss_tls *t, struct ss_slab *s)
 {
     struct ss_inst *in = ss_inst_of(t);
-    if (!hak_spin_trylock(&in->lock))
+    if (!hak_spin_trylock(in->lock))
         return false;
     /* A complete orphan cannot be here (the caller holds one of its
      * blocks), so the claim fails only if it was taken meanwhile. */
     if (s->state != SLAB_ORPHAN || !ss_orphan_claim(s)) {
-        hak_spin_unlock(&in->lock);
+        hak_spin_unlock(in->lock);
         return false;
     }
     ss_list_remove(&in->orphans[s->cls], s);
     in->orphan_slabs--;
     s->state = SLAB_ACTIVE;
     atomic_store_explicit(&s->owner_id, t->id, memory_order_relaxed);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     ss_mark_thread(in, t, s);
     if (ss_drain_remote(in, s))
         t->drains++;
@@ -401,7 +401,7 @@ static void ss_decommit_batch(struct ss_inst *in, struct ss_slab **batch, uint32
 {
     for (uint32_t i = 0; i < n; i++)
         in->host->decommit(batch[i]->base, SS_SLAB_SIZE);
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     for (uint32_t i = 0; i < n; i++) {
         struct ss_head *h = ss_put_free_locked(in, batch[i], false, now, keep);
         if (h)
@@ -409,7 +409,7 @@ static void ss_decommit_batch(struct ss_inst *in, struct ss_slab **batch, uint32
     }
     if (keep && in->empty_count > in->keep_empty)
         atomic_store_explicit(&in->empty_over_keep, 1, memory_order_relaxed);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
 }
 
 static size_t ss_purge_warm(struct ss_inst *in, void *tls, uint64_t now, bool all)
@@ -418,7 +418,7 @@ static size_t ss_purge_warm(struct ss_inst *in, void *tls, uint64_t now, bool al
     for (;;) {
         struct ss_slab *batch[SS_PURGE_BATCH];
         uint32_t n = 0;
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         while (n < SS_PURGE_BATCH && in->warm_tail &&
                (all || in->warm_count > in->warm_max ||
                 now - in->warm_tail->freed_ns >= in->purge_delay_ns)) {
@@ -426,7 +426,7 @@ static size_t ss_purge_warm(struct ss_inst *in, void *tls, uint64_t now, bool al
             ss_unfree_slab_locked(in, s);
             batch[n++] = s;
         }
-        hak_spin_unlock(&in->lock);
+        hak_spin_unlock(in->lock);
         if (n == 0)
             return bytes;
         struct ss_head *give[SS_PURGE_BATCH];
@@ -467,7 +467,7 @@ size_t ss_reclaim(void *inst, size_t bytes)
     struct ss_inst *in = inst;
     size_t released = 0;
     while (released < bytes && atomic_load_explicit(&in->warm_count, memory_order_relaxed)) {
-        if (!hak_spin_trylock(&in->lock))
+        if (!hak_spin_trylock(in->lock))
             break;
         uint64_t in_use = in->superslabs * (in->ss_granules - 1) - in->free_slabs;
         struct ss_slab *batch[SS_PURGE_BATCH];
@@ -478,7 +478,7 @@ size_t ss_reclaim(void *inst, size_t bytes)
             ss_unfree_slab_locked(in, s);
             batch[n++] = s;
         }
-        hak_spin_unlock(&in->lock);
+        hak_spin_unlock(in->lock);
         if (!n)
             break;
         ss_decommit_batch(in, batch, n, in->host->now_ns(), true, NULL, NULL);
@@ -498,24 +498,24 @@ struct ss_slab *ss_acquire_slab(struct ss_tls *t, uint32_t cls)
     struct ss_slab *s;
     bool adopted, fresh = false;
     for (;;) {
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         s = ss_adopt_orphan_locked(in, cls);
         adopted = s != NULL;
         if (!s) {
             fresh = in->warm_head == NULL; /* no committed free slab left */
             s = ss_take_free_slab_locked(in);
         }
-        hak_spin_unlock(&in->lock);
+        hak_spin_unlock(in->lock);
         if (s)
             break;
         struct ss_head *h = ss_new_superslab(in, t);
         if (!h)
             return NULL;
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         in->superslabs++;
         in->free_slabs += h->free_count;
         ss_head_push(&in->partial, h, SS_IN_PARTIAL);
-        hak_spin_unlock(&in->lock);
+        hak_spin_unlock(in->lock);
     }
     t->refills++;
     ss_maybe_purge(in, t, in->host->now_ns());
@@ -558,9 +558,9 @@ void ss_release_slab(struct ss_tls *t, struct ss_slab *s)
     s->free = NULL;
 
     uint64_t now = in->host->now_ns();
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     struct ss_head *give = ss_put_free_locked(in, s, true, now, false);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     if (give)
         ss_give_superslab(in, t, give);
     ss_maybe_purge(in, t, now);
@@ -579,7 +579,7 @@ void ss_retire_slab(struct ss_tls *t, struct ss_slab *s)
         return;
     }
     ss_mark_thread(in, NULL, s);
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     atomic_store_explicit(&s->owner_id, SS_ORPHAN_ID, memory_order_relaxed);
     /* Armed under the lock, with it on the list: a finisher waits for the
      * lock and then finds it there. */
@@ -589,7 +589,7 @@ void ss_retire_slab(struct ss_tls *t, struct ss_slab *s)
         ss_list_push(&in->orphans[s->cls], s);
         in->orphan_slabs++;
     }
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     if (!armed) { /* every block came home meanwhile */
         ss_drain_remote(in, s);
         ss_release_slab(t, s);
@@ -601,13 +601,13 @@ void ss_retire_slab(struct ss_tls *t, struct ss_slab *s)
 void ss_release_finished_orphan(struct ss_tls *t, struct ss_slab *s)
 {
     struct ss_inst *in = ss_inst_of(t);
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     SS_ASSERT(in, s->state == SLAB_ORPHAN);
     ss_list_remove(&in->orphans[s->cls], s);
     in->orphan_slabs--;
     /* Disarmed by hand: ss_orphan_claim refuses a complete orphan. */
     atomic_fetch_and_explicit(&s->remote, SS_RW_LOW, memory_order_acquire);
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     ss_drain_remote(in, s);
     SS_ASSERT(in, s->used == 0);
     ss_release_slab(t, s);
@@ -619,7 +619,7 @@ size_t ss_reclaim_orphans(struct ss_tls *t)
     struct ss_inst *in = ss_inst_of(t);
     struct ss_slab *empty = NULL;
     size_t bytes = 0;
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     for (uint32_t c = 0; c < in->nclasses; c++) {
         struct ss_slab *s = in->orphans[c];
         while (s) {
@@ -639,7 +639,7 @@ size_t ss_reclaim_orphans(struct ss_tls *t)
             s = next;
         }
     }
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     while (empty) {
         struct ss_slab *s = empty;
         empty = s->next;

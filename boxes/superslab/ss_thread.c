@@ -15,14 +15,14 @@ void ss_tls_init(struct ss_tls *t)
     if (t->id)
         return;
     t->id = atomic_fetch_add_explicit(&in->next_slice_id, 1, memory_order_relaxed);
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     if (in->activity_free_n)
         t->activity = &in->activity[in->activity_free[--in->activity_free_n]];
     else if (in->activity_used < SS_ACTIVITY_CELLS)
         t->activity = &in->activity[in->activity_used++];
     else
         t->activity = NULL;
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     memcpy(t->cls_of, in->cls_of, sizeof t->cls_of);
     for (uint32_t c = 0; c <= SS_MAX_CLASSES; c++) {
         t->cls[c].cur = t->cls[c].partial = t->cls[c].full = NULL;
@@ -66,9 +66,9 @@ void ss_thread_exit(void *inst, void *tls)
     memset(t->cls_of, 0, sizeof t->cls_of);
     t->id = 0;
     if (t->activity) {
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         in->activity_free[in->activity_free_n++] = (uint16_t)(t->activity - in->activity);
-        hak_spin_unlock(&in->lock);
+        hak_spin_unlock(in->lock);
         t->activity = NULL;
     }
 }

@@ -130,7 +130,7 @@ struct ss_inst {
     _Atomic uint64_t next_slice_id;
 
     /* Everything below is under `lock`. */
-    hak_spinlock lock;
+    hak_spinlock *lock;
     struct ss_head *partial;           /* SuperSlabs with free slabs */
     struct ss_head *empty;             /* wholly free SuperSlabs kept */
     uint32_t empty_count;

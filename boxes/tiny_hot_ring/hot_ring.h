@@ -78,7 +78,7 @@ struct hr_inst {
     uint16_t cls_off[HR_SIZE_INDEX_MAX + 8];
     uint32_t buf_slots;
     uint64_t secret;
-    hak_spinlock pool_lock;
+    hak_spinlock *pool_lock;
     struct hr_buf *pool;
 };
 

@@ -71,7 +71,7 @@ static void *hr_create(const struct hak_host *host, const struct hak_box_config 
         }
     }
     struct hr_inst *in = host->meta_alloc(sizeof *in);
-    if (!in) {
+    if (!in || !(in->pool_lock = hak_lock_new(host))) {
         hak_front_error(err, err_len, "out of metadata memory", "");
         return NULL;
     }
@@ -113,9 +113,9 @@ static void hr_stats(void *inst, void *tls, struct hak_stats *out)
     out->drains += t->drains;
 }
 
-static void hr_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct hr_inst *)inst)->pool_lock); }
-static void hr_fork_parent(void *inst) { hak_spin_fork_parent(&((struct hr_inst *)inst)->pool_lock); }
-static void hr_fork_child(void *inst) { hak_spin_fork_child(&((struct hr_inst *)inst)->pool_lock); }
+static void hr_fork_prepare(void *inst) { hak_spin_fork_prepare(((struct hr_inst *)inst)->pool_lock); }
+static void hr_fork_parent(void *inst) { hak_spin_fork_parent(((struct hr_inst *)inst)->pool_lock); }
+static void hr_fork_child(void *inst) { hak_spin_fork_child(((struct hr_inst *)inst)->pool_lock); }
 
 static uint32_t hr_class_count(void *inst) { return ((struct hr_inst *)inst)->nclasses; }
 

@@ -12,11 +12,11 @@ bool hr_tls_init(struct hr_tls *t)
     struct hr_buf *buf;
     if (t->ready)
         return true;
-    hak_spin_lock(&in->pool_lock);
+    hak_spin_lock(in->pool_lock);
     buf = in->pool;
     if (buf)
         in->pool = buf->next;
-    hak_spin_unlock(&in->pool_lock);
+    hak_spin_unlock(in->pool_lock);
     if (!buf) {
         buf = in->host->meta_alloc(sizeof *buf + (size_t)in->buf_slots * sizeof(void *));
         if (!buf)
@@ -99,10 +99,10 @@ void hr_thread_exit(void *inst, void *tls)
     }
     memset(t->cls_off, 0, sizeof t->cls_off);
     t->secret = 0;
-    hak_spin_lock(&in->pool_lock);
+    hak_spin_lock(in->pool_lock);
     t->buf->next = in->pool;
     in->pool = t->buf;
-    hak_spin_unlock(&in->pool_lock);
+    hak_spin_unlock(in->pool_lock);
     t->buf = NULL;
 }
 

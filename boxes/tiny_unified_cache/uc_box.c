@@ -63,7 +63,7 @@ static void *uc_create(const struct hak_host *host, const struct hak_box_config 
     if (!n)
         return NULL;
     struct uc_inst *in = host->meta_alloc(sizeof *in);
-    if (!in) {
+    if (!in || !(in->pool_lock = hak_lock_new(host))) {
         hak_front_error(err, err_len, "out of metadata memory", "");
         return NULL;
     }
@@ -106,9 +106,9 @@ static void uc_stats(void *inst, void *tls, struct hak_stats *out)
     out->drains += t->drains;
 }
 
-static void uc_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct uc_inst *)inst)->pool_lock); }
-static void uc_fork_parent(void *inst) { hak_spin_fork_parent(&((struct uc_inst *)inst)->pool_lock); }
-static void uc_fork_child(void *inst) { hak_spin_fork_child(&((struct uc_inst *)inst)->pool_lock); }
+static void uc_fork_prepare(void *inst) { hak_spin_fork_prepare(((struct uc_inst *)inst)->pool_lock); }
+static void uc_fork_parent(void *inst) { hak_spin_fork_parent(((struct uc_inst *)inst)->pool_lock); }
+static void uc_fork_child(void *inst) { hak_spin_fork_child(((struct uc_inst *)inst)->pool_lock); }
 
 static uint32_t uc_class_count(void *inst) { return ((struct uc_inst *)inst)->nclasses; }
 

@@ -14,11 +14,11 @@ bool uc_tls_init(struct uc_tls *t)
     struct uc_buf *buf;
     if (t->ready)
         return true;
-    hak_spin_lock(&in->pool_lock);
+    hak_spin_lock(in->pool_lock);
     buf = in->pool;
     if (buf)
         in->pool = buf->next;
-    hak_spin_unlock(&in->pool_lock);
+    hak_spin_unlock(in->pool_lock);
     if (!buf) {
         buf = in->host->meta_alloc(sizeof *buf + (size_t)in->buf_slots * sizeof(void *));
         if (!buf)
@@ -96,10 +96,10 @@ void uc_thread_exit(void *inst, void *tls)
         t->cls[c].top = t->cls[c].base = t->cls[c].limit = NULL;
     memset(t->cls_off, 0, sizeof t->cls_off);
     t->secret = 0;
-    hak_spin_lock(&in->pool_lock);
+    hak_spin_lock(in->pool_lock);
     t->buf->next = in->pool;
     in->pool = t->buf;
-    hak_spin_unlock(&in->pool_lock);
+    hak_spin_unlock(in->pool_lock);
     t->buf = NULL;
 }
 

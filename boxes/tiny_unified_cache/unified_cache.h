@@ -100,7 +100,7 @@ struct uc_inst {
      * out, say). The stacks' block_mask is all ones, so the fast paths
      * always fall to uc_free_slow. */
     int hardened;
-    hak_spinlock pool_lock;
+    hak_spinlock *pool_lock;
     struct uc_buf *pool;
 };
 

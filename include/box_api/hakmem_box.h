@@ -325,6 +325,17 @@ struct hak_host {
      * of it freed memory the boxes kept). Slow path only;
      * may be called under the caller's own locks (reclaim never waits). */
     void (*growing)(uint16_t owner, size_t bytes);
+
+    /* Memory for one lock (a zeroed hak_spinlock, one cache line of its
+     * own), on the host's lock page: take a box's locks from here
+     * (hak_lock_new in hakmem_lock.h does, with a fallback for older hosts).
+     * Why: fork. The fork handlers write every lock after the fork, in the
+     * parent (unlock) and in the child (reset), and each page they write is
+     * copied once in each process; with every box's lock inside its own
+     * instance, a fork of the default config copied 20 pages more than
+     * glibc's (mimalloc takes no lock at fork). On one page: 2. Lives as
+     * long as the process; slow path only (instance creation). */
+    void *(*lock_alloc)(void);
 };
 
 /* thp_mode values, and the size of one huge page on x86-64. */

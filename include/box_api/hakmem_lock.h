@@ -153,4 +153,15 @@ static inline void hak_spin_fork_child(hak_spinlock *l)
     atomic_store_explicit(&l->word, kept ? hak_thread_self() : 0, memory_order_relaxed);
 }
 
+/* A box's lock, made at instance creation: on the host's lock page
+ * (host->lock_alloc: every fork handler's write lands on one page), or, on
+ * a host older than that service, in metadata memory (zeroed: a free lock).
+ * NULL when out of metadata memory. */
+static inline hak_spinlock *hak_lock_new(const struct hak_host *host)
+{
+    if (HAK_HOST_HAS(host, lock_alloc))
+        return (hak_spinlock *)host->lock_alloc();
+    return (hak_spinlock *)host->meta_alloc(sizeof(hak_spinlock));
+}
+
 #endif
