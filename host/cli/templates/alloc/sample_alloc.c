@@ -58,7 +58,7 @@ struct free_block {
 };
 
 struct size_class {
-    hak_spinlock lock;           /* guards the fields below */
+    hak_spinlock *lock;          /* guards the fields below (hak_lock_new: see create) */
     struct free_block *shared;   /* blocks threads gave back */
     char *cursor, *end;          /* the chunk being carved */
 };
@@ -135,6 +135,13 @@ static void *box_create(const struct hak_host *host, const struct hak_box_config
     in->chunk_size = chunk;
     in->cache_blocks = (uint32_t)cfg->values[P_CACHE_BLOCKS].i;
     in->pages = cfg->links[L_PAGES];
+    /* Locks from the host's lock page: a fork then copies one page for
+     * every box's locks, not one per lock (docs/design.md, "Fork"). */
+    for (uint32_t c = 0; c < in->class_count; c++)
+        if (!(in->classes[c].lock = hak_lock_new(host))) {
+            snprintf(err, err_len, "out of metadata memory");
+            return NULL;
+        }
     return in;
 }
 
@@ -183,7 +190,7 @@ static int refill(struct box_inst *in, struct box_tls *t, uint32_t c, uint32_t w
     size_t bs = class_size_of(c);
     for (int attempt = 0; attempt < 2; attempt++) {
         uint32_t got = 0, shared = 0;
-        hak_spin_lock(&sc->lock);
+        hak_spin_lock(sc->lock);
         while (got < want && sc->shared) {
             struct free_block *b = sc->shared;
             sc->shared = b->next;
@@ -199,7 +206,7 @@ static int refill(struct box_inst *in, struct box_tls *t, uint32_t c, uint32_t w
             tl->head = b;
             got++;
         }
-        hak_spin_unlock(&sc->lock);
+        hak_spin_unlock(sc->lock);
         if (got) {
             tl->count += got;
             atomic_fetch_sub_explicit(&in->shared_bytes, shared * bs, memory_order_relaxed);
@@ -212,13 +219,13 @@ static int refill(struct box_inst *in, struct box_tls *t, uint32_t c, uint32_t w
         char *chunk = new_chunk(in, t, c);
         if (!chunk)
             return 0;
-        hak_spin_lock(&sc->lock);
+        hak_spin_lock(sc->lock);
         int installed = sc->cursor >= sc->end;
         if (installed) {
             sc->cursor = chunk;
             sc->end = chunk + in->chunk_size;
         }
-        hak_spin_unlock(&sc->lock);
+        hak_spin_unlock(sc->lock);
         if (!installed)
             drop_chunk(in, t, chunk);
     }
@@ -240,10 +247,10 @@ static void drain(struct box_inst *in, struct box_tls *t, uint32_t c, uint32_t n
     tl->head = last->next;
     tl->count -= moved;
     struct size_class *sc = &in->classes[c];
-    hak_spin_lock(&sc->lock);
+    hak_spin_lock(sc->lock);
     last->next = sc->shared;
     sc->shared = first;
-    hak_spin_unlock(&sc->lock);
+    hak_spin_unlock(sc->lock);
     atomic_fetch_add_explicit(&in->shared_bytes, moved * class_size_of(c), memory_order_relaxed);
     t->st.drains++;
     report_event(in, HAK_EV_DRAIN, NULL, moved * class_size_of(c), moved);
@@ -388,21 +395,21 @@ static void box_fork_prepare(void *inst)
 {
     struct box_inst *in = inst;
     for (uint32_t c = 0; c < in->class_count; c++)
-        hak_spin_fork_prepare(&in->classes[c].lock);
+        hak_spin_fork_prepare(in->classes[c].lock);
 }
 
 static void box_fork_parent(void *inst)
 {
     struct box_inst *in = inst;
     for (uint32_t c = 0; c < in->class_count; c++)
-        hak_spin_fork_parent(&in->classes[c].lock);
+        hak_spin_fork_parent(in->classes[c].lock);
 }
 
 static void box_fork_child(void *inst)
 {
     struct box_inst *in = inst;
     for (uint32_t c = 0; c < in->class_count; c++)
-        hak_spin_fork_child(&in->classes[c].lock);
+        hak_spin_fork_child(in->classes[c].lock);
 }
 
 /* ---- the descriptor: the one symbol the host looks up -------------------- */

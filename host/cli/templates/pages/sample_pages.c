@@ -51,7 +51,7 @@ struct box_inst {
     uint32_t slots;
     size_t max_bytes;
     struct hak_link below;
-    hak_spinlock lock;            /* guards kept[] and kept_count */
+    hak_spinlock *lock;           /* guards kept[] and kept_count */
     uint32_t kept_count;
     _Atomic uint64_t kept_bytes;  /* for stats */
     struct kept_span kept[SLOTS_MAX];
@@ -75,7 +75,9 @@ static void *box_create(const struct hak_host *host, const struct hak_box_config
                         size_t err_len)
 {
     struct box_inst *in = host->meta_alloc(sizeof *in);
-    if (!in) {
+    /* The lock from the host's lock page (hak_lock_new): a fork copies one
+     * page for every box's locks, not one per lock. */
+    if (!in || !(in->lock = hak_lock_new(host))) {
         snprintf(err, err_len, "out of metadata memory");
         return NULL;
     }
@@ -137,7 +139,7 @@ static void *box_pages_alloc(void *tls, size_t bytes, size_t align, uint16_t own
     bytes = hak_align_up(bytes, HAK_GRANULE);
     size_t need_align = align > HAK_GRANULE ? align : HAK_GRANULE;
     char *p = NULL;
-    hak_spin_lock(&in->lock);
+    hak_spin_lock(in->lock);
     for (uint32_t i = in->kept_count; i-- > 0;) { /* newest first: warmest */
         if (in->kept[i].bytes == bytes && !((uintptr_t)in->kept[i].p & (need_align - 1))) {
             p = in->kept[i].p;
@@ -145,7 +147,7 @@ static void *box_pages_alloc(void *tls, size_t bytes, size_t align, uint16_t own
             break;
         }
     }
-    hak_spin_unlock(&in->lock);
+    hak_spin_unlock(in->lock);
     if (p) {
         atomic_fetch_sub_explicit(&in->kept_bytes, bytes, memory_order_relaxed);
         in->host->assign(p, bytes, owner, tag);
@@ -173,12 +175,12 @@ static void box_pages_free(void *tls, void *p, size_t bytes)
         /* Ours before anyone can take it from the list. */
         in->host->assign(p, bytes, in->owner, 0);
         int kept = 0;
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         if (in->kept_count < in->slots) {
             in->kept[in->kept_count++] = (struct kept_span){p, bytes};
             kept = 1;
         }
-        hak_spin_unlock(&in->lock);
+        hak_spin_unlock(in->lock);
         if (kept) {
             atomic_fetch_add_explicit(&in->kept_bytes, bytes, memory_order_relaxed);
             return;
@@ -207,10 +209,10 @@ static size_t box_trim(void *inst, void *tls)
     size_t released = 0;
     for (;;) {
         struct kept_span k = {NULL, 0};
-        hak_spin_lock(&in->lock);
+        hak_spin_lock(in->lock);
         if (in->kept_count)
             k = in->kept[--in->kept_count];
-        hak_spin_unlock(&in->lock);
+        hak_spin_unlock(in->lock);
         if (!k.p)
             return released;
         atomic_fetch_sub_explicit(&in->kept_bytes, k.bytes, memory_order_relaxed);
@@ -219,9 +221,9 @@ static size_t box_trim(void *inst, void *tls)
     }
 }
 
-static void box_fork_prepare(void *inst) { hak_spin_fork_prepare(&((struct box_inst *)inst)->lock); }
-static void box_fork_parent(void *inst) { hak_spin_fork_parent(&((struct box_inst *)inst)->lock); }
-static void box_fork_child(void *inst) { hak_spin_fork_child(&((struct box_inst *)inst)->lock); }
+static void box_fork_prepare(void *inst) { hak_spin_fork_prepare(((struct box_inst *)inst)->lock); }
+static void box_fork_parent(void *inst) { hak_spin_fork_parent(((struct box_inst *)inst)->lock); }
+static void box_fork_child(void *inst) { hak_spin_fork_child(((struct box_inst *)inst)->lock); }
 
 /* ---- the descriptor ------------------------------------------------------------ */
 
