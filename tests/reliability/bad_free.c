@@ -78,6 +78,43 @@ static void *double_free(size_t n)
     return p;
 }
 
+/* A second free that is not the last one: the fast free path reads
+ * nothing of the block, so it is caught when the block leaves the stack
+ * (hak_fast_stack in hakmem_box.h): the allocations after it must report
+ * it before handing p out twice. */
+static void *double_free_later(size_t n)
+{
+    void *p = must_malloc(n), *q = must_malloc(n);
+    free_fn(p);
+    free_fn(q);
+    bad_free_of(p);
+    for (int i = 0; i < 4; i++)
+        must_malloc(n);
+    return p;
+}
+
+/* The same after p went from the stack to superslab's list: the second
+ * free puts it on the stack too, and whichever copy leaves second is
+ * caught (the stack's pop, or the list's). */
+static void *double_free_listed(size_t n)
+{
+    enum { MANY = 4096 };
+    static void *many[MANY];
+    void *p = must_malloc(n);
+    for (int i = 0; i < MANY; i++)
+        many[i] = must_malloc(n);
+    free_fn(p); /* the oldest on the stack: the first to drain */
+    /* Every other one: p's slab keeps live blocks, so it stays a slab
+     * with p on its list (an emptied slab is released, and a free into it
+     * is refused as no block at all). */
+    for (int i = 0; i < MANY; i += 2)
+        free_fn(many[i]);
+    bad_free_of(p);
+    for (int i = 0; i < 2 * MANY; i++)
+        must_malloc(n);
+    return p;
+}
+
 static void *interior(size_t n, size_t offset)
 {
     char *p = must_malloc(n);
@@ -147,6 +184,8 @@ static const struct bad_case cases[] = {
     { "double_free_l25", "double free", 0 },
     { "double_free_large", "double free", 0 },
     { "double_free_large_released", "double free|not allocated|invalid", 0 },
+    { "double_free_tiny_later", "double free", 0 },
+    { "double_free_tiny_listed", "double free", 0 },
     { "interior_tiny", NULL, 0 },
     { "interior_tiny_48", NULL, 0 },
     { "interior_tiny_768", NULL, 0 },
@@ -170,6 +209,8 @@ static void *run_misuse(const char *name)
     if (!strcmp(name, "double_free_large")) return double_free(4 << 20);
     /* Bigger than the large box's cache: unmapped at the first free. */
     if (!strcmp(name, "double_free_large_released")) return double_free(100 << 20);
+    if (!strcmp(name, "double_free_tiny_later")) return double_free_later(32);
+    if (!strcmp(name, "double_free_tiny_listed")) return double_free_listed(32);
     if (!strcmp(name, "interior_tiny")) return interior(64, 16);
     /* Classes that are not powers of two: 40 B is a 48-byte block, 700 B
      * a 768-byte one, whose p + 256 is 256-aligned; only the host's exact
