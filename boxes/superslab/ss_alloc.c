@@ -119,7 +119,16 @@ static uint32_t ss_borrow_pop(const struct ss_inst *in, struct ss_class_tls *ct,
     uint32_t k = 0;
     while (k < n && ct->borrowed) {
         void *p = ct->borrowed;
-        ct->borrowed = ss_link_get(in, ss_slab_of(in, p), p);
+        struct ss_slab *s = ss_slab_of(in, p);
+        /* As on a slab's list (ss_pop_local): the list marker, or the
+         * list ends here. */
+        if (HAK_UNLIKELY(s->link_off && *(uintptr_t *)p != ((uintptr_t)p ^ in->mark_secret))) {
+            in->host->bad_free(in->name, "double free (found when the block was reused)", p);
+            ct->borrowed = NULL;
+            ct->borrowed_n = 0;
+            return k;
+        }
+        ct->borrowed = ss_link_get(in, s, p);
         out[k++] = p;
     }
     ct->borrowed_n -= k;
