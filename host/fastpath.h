@@ -47,7 +47,6 @@ extern HAK_HIDDEN struct owner_slot hak_owners[HAK_MAX_INSTANCES + 1];
 void *hak_malloc_general(size_t size);
 void *hak_malloc_above_small(size_t size);
 void *hak_malloc_box(const struct route_slot *slot, char *block, size_t size);
-void *hak_malloc_bad_pop(const struct route_slot *slot, char *block, size_t size);
 void hak_free_general(void *p, uint32_t entry);
 
 static inline __attribute__((always_inline)) void *hak_malloc_fast(size_t size)
@@ -60,15 +59,9 @@ static inline __attribute__((always_inline)) void *hak_malloc_fast(size_t size)
         void **top = stack->top;
         if (HAK_LIKELY(top != stack->base)) {
             void *p = *--top;
-            /* The stack marker the push stored (its line is in cache when
-             * the free was recent): anything else is a second free of p
-             * that reached the stack, or a write after free. */
-            if (HAK_LIKELY(*(uintptr_t *)p == hak_stack_secret)) {
-                stack->top = top;
-                *(uintptr_t *)p = 0;
-                return p;
-            }
-            return hak_malloc_bad_pop(slot, block, size);
+            stack->top = top;
+            *(uintptr_t *)p = 0; /* clear the free marker */
+            return p;
         }
         return hak_malloc_box(slot, block, size);
     }
@@ -91,16 +84,14 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p)
         struct hak_fast_stack *stack =
             (struct hak_fast_stack *)(block + hak_fast_base + (raw & 0xffff) * HAK_FAST_STACK_STRIDE);
         void **top = stack->top;
-        /* Full, not a block start, or the block just pushed (an immediate
-         * double free; at an empty stack the word below base, readable by
-         * the protocol, whose match costs only the box's slow path): the
-         * box decides and reports. Nothing of p is read: a second free
-         * found later is caught where p leaves the stack (hak_fast_stack
-         * in hakmem_box.h). */
+        uintptr_t mark = (uintptr_t)p ^ hak_block_secret;
+        /* Full, not a block start, or a marker already there (a double
+         * free, or a live block that happens to hold it): the box decides
+         * and reports. */
         if (HAK_LIKELY(top != stack->limit &&
                        ((uintptr_t)p & 0xFFFF) * stack->block_magic <= stack->block_magic_m1 &&
-                       top[-1] != p)) {
-            *(uintptr_t *)p = hak_stack_secret;
+                       *(uintptr_t *)p != mark)) {
+            *(uintptr_t *)p = mark;
             *top = p;
             stack->top = top + 1;
             stack->pushes++;

@@ -309,8 +309,7 @@ void hak_region_fork_child(void);
 extern struct hak_plan *hak_plan_active;
 extern _Atomic int hak_runtime_state; /* 0 not started, 1 ready, 2 on glibc */
 extern struct hak_host hak_host_services;
-/* The fast path's stack marker: hak_stack_mark(p, host->block_secret). */
-extern HAK_HIDDEN uint64_t hak_stack_secret;
+extern HAK_HIDDEN uint64_t hak_block_secret; /* the fast path's copy of host->block_secret */
 uint64_t hak_make_secret(void);
 
 static inline uint32_t hak_log2_u32(uint32_t n)

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-uint64_t hak_stack_secret;
+uint64_t hak_block_secret;
 
 struct owner_info {
     uint32_t own_tls;
@@ -109,7 +109,6 @@ static int has_fast_stacks(const struct hak_plan *plan, const struct hak_instanc
 {
     const struct hak_box_desc *d = in->desc;
     return !plan->hardened && (d->flags & HAK_BOX_FLAG_FRONT) &&
-           (d->flags & HAK_BOX_FLAG_STACK_MARK) &&
            d->fast_stack_stride == HAK_FAST_STACK_STRIDE && d->ops.class_count && d->ops.class_size;
 }
 
@@ -231,8 +230,7 @@ int hak_runtime_start(struct hak_plan *plan, struct hak_error *err)
 {
     /* glibc's malloc_usable_size and malloc_trim are looked up (dlsym) on
      * first use: most processes never call them. */
-    hak_host_services.block_secret = hak_make_secret();
-    hak_stack_secret = hak_host_services.block_secret ^ HAK_STACK_MARK_SALT;
+    hak_block_secret = hak_host_services.block_secret = hak_make_secret();
     /* Before any box maps: hak_region_set writes it beside class entries. */
     hak_region_fast_thread = plan->remote_frees == HAK_REMOTE_LOCAL ? HAK_TOKEN_SHARED : HAK_REGION_NOBODY;
     hak_region_orphan_thread = plan->remote_frees == HAK_REMOTE_LIVE_HOME ? HAK_TOKEN_ORPHAN : HAK_REGION_NOBODY;
@@ -341,24 +339,6 @@ __attribute__((noinline)) void *hak_malloc_box(const struct route_slot *slot, ch
         return hak_malloc_general(size);
     void *p = slot->alloc(block + slot->tls_offset, size);
     return HAK_LIKELY(p != NULL) ? p : hak_malloc_general(size);
-}
-
-/* The top of a fast stack does not hold the stack marker: p was freed a
- * second time while on a stack or a list (or written after its free). It
- * leaves the stack unused, is reported as the double free it most likely
- * is, and the allocation is served again (on_bad_free = warn; abort
- * otherwise). p is lost to the heap rather than handed out twice. */
-__attribute__((noinline, cold)) void *hak_malloc_bad_pop(const struct route_slot *slot, char *block,
-                                                         size_t size)
-{
-    struct hak_fast_stack *stack = (struct hak_fast_stack *)(block + slot->stack_off);
-    void *p = *--stack->top;
-    uint32_t entry = hak_region_lookup(p);
-    const struct hak_plan *plan = hak_plan_active;
-    int k = owner_info[entry >> 16].instance;
-    hak_host_services.bad_free(k >= 0 ? plan->instances[k].name : NULL,
-                               "double free (found when the block was reused)", p);
-    return hak_malloc_fast(size);
 }
 
 __attribute__((noinline)) void hak_free_general(void *p, uint32_t entry)

@@ -22,18 +22,6 @@ static uint32_t ss_pop_local(const struct ss_inst *in, struct ss_slab *s, void *
     uint32_t k = 0;
     void *p = s->free;
     while (k < n && p) {
-        /* A listed block holds the list marker (its link is the second
-         * word): without it, a second free put it on a front's stack as
-         * well and it was handed out from there (hak_fast_stack in
-         * hakmem_box.h). Its link may be the program's data now: the list
-         * ends here, the blocks after it are lost to the heap, none is
-         * handed out twice. The load is of the line the link is read
-         * from. 8-byte blocks link through their only word. */
-        if (HAK_UNLIKELY(s->link_off && *(uintptr_t *)p != ((uintptr_t)p ^ in->mark_secret))) {
-            in->host->bad_free(in->name, "double free (found when the block was reused)", p);
-            p = NULL;
-            break;
-        }
         out[k++] = p;
         p = ss_link_get(in, s, p);
     }
@@ -119,16 +107,7 @@ static uint32_t ss_borrow_pop(const struct ss_inst *in, struct ss_class_tls *ct,
     uint32_t k = 0;
     while (k < n && ct->borrowed) {
         void *p = ct->borrowed;
-        struct ss_slab *s = ss_slab_of(in, p);
-        /* As on a slab's list (ss_pop_local): the list marker, or the
-         * list ends here. */
-        if (HAK_UNLIKELY(s->link_off && *(uintptr_t *)p != ((uintptr_t)p ^ in->mark_secret))) {
-            in->host->bad_free(in->name, "double free (found when the block was reused)", p);
-            ct->borrowed = NULL;
-            ct->borrowed_n = 0;
-            return k;
-        }
-        ct->borrowed = ss_link_get(in, s, p);
+        ct->borrowed = ss_link_get(in, ss_slab_of(in, p), p);
         out[k++] = p;
     }
     ct->borrowed_n -= k;
@@ -338,9 +317,7 @@ void ss_free(void *tls, void *p, uint16_t tag)
         return;
     }
     uintptr_t mark = (uintptr_t)p ^ in->mark_secret;
-    /* Free already: on a list here, or on a front's stack. */
-    uintptr_t word = *(uintptr_t *)p;
-    if (HAK_UNLIKELY(word == mark || word == hak_stack_mark(p, in->mark_secret))) {
+    if (HAK_UNLIKELY(*(uintptr_t *)p == mark)) {
         ss_bad(in, "double free", p);
         return;
     }

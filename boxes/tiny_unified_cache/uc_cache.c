@@ -29,26 +29,9 @@ static __attribute__((noinline)) void *uc_alloc_slow(struct uc_tls *t, size_t si
     c->net += n;
     uc_event(in, HAK_EV_REFILL, cls, n);
     c->top = c->base + n - 1;
-    /* Blocks on a stack hold the stack marker (hak_fast_stack): the
-     * host's pop checks it, and stores into lines the refill just read
-     * (list blocks) or the program is about to touch (carved ones). */
-    for (void **q = c->base; q < c->top; q++)
-        *(uintptr_t *)*q = hak_stack_mark(*q, t->secret);
     void *p = *c->top;
     *(uintptr_t *)p = 0; /* clear the free marker */
     return p;
-}
-
-/* The top of the stack lacks the stack marker: a second free of it (or a
- * write after its free). Dropped and reported; then the allocation again. */
-static __attribute__((noinline, cold)) void *uc_alloc_bad_pop(struct uc_tls *t, struct uc_class *c,
-                                                             size_t size)
-{
-    struct uc_inst *in = uc_inst_of(t);
-    void *p = *--c->top;
-    c->net--; /* lost to the heap rather than handed out twice */
-    in->host->bad_free(in->name, "double free (found when the block was reused)", p);
-    return uc_alloc(t, size);
 }
 
 void *uc_alloc(void *tls, size_t size)
@@ -61,8 +44,6 @@ void *uc_alloc(void *tls, size_t size)
     if (HAK_UNLIKELY(top == c->base))
         return uc_alloc_slow(t, size);
     void *p = *--top;
-    if (HAK_UNLIKELY(*(uintptr_t *)p != hak_stack_mark(p, t->secret)))
-        return uc_alloc_bad_pop(t, c, size);
     c->top = top;
     *(uintptr_t *)p = 0; /* clear the free marker */
     return p;
@@ -93,15 +74,14 @@ static __attribute__((noinline)) void uc_free_slow(struct uc_tls *t, void *p, ui
         uc_bad(in, "invalid pointer (not a block start)", p);
         return;
     }
-    /* Already on a stack, or on a list below. */
-    uintptr_t word = *(uintptr_t *)p;
-    if (word == hak_stack_mark(p, t->secret) || word == ((uintptr_t)p ^ t->secret)) {
+    uintptr_t mark = (uintptr_t)p ^ t->secret;
+    if (*(uintptr_t *)p == mark) {
         uc_bad(in, "double free", p);
         return;
     }
     if (c->top == c->limit)
         uc_drain(t, tag, in->drain[tag]);
-    *(uintptr_t *)p = hak_stack_mark(p, t->secret);
+    *(uintptr_t *)p = mark;
     *c->top++ = p;
     c->frees++;
 }
@@ -116,14 +96,11 @@ void uc_free(void *tls, void *p, uint16_t tag)
         return;
     }
     struct uc_class *c = &t->cls[cls];
-    uintptr_t mark = hak_stack_mark(p, t->secret);
+    uintptr_t mark = (uintptr_t)p ^ t->secret;
     void **top = c->top;
     /* Three reasons to leave: full (or not set up), a free marker already
-     * there (double free), not a block start. This is the box's own free
-     * (the host's fast path reads nothing of p): it checks both markers. */
-    uintptr_t word = *(uintptr_t *)p;
-    if (HAK_UNLIKELY(top == c->limit || word == mark || word == ((uintptr_t)p ^ t->secret) ||
-                     ((uintptr_t)p & c->block_mask) ||
+     * there (double free), not a block start. */
+    if (HAK_UNLIKELY(top == c->limit || *(uintptr_t *)p == mark || ((uintptr_t)p & c->block_mask) ||
                      ((uintptr_t)p & (HAK_GRANULE - 1)) * c->magic > c->magic_m1)) {
         uc_free_slow(t, p, tag);
         return;
@@ -150,11 +127,9 @@ void uc_free_remote(void *tls, void *p, uint16_t tag)
     uintptr_t mark = (uintptr_t)p ^ t->secret;
     c->frees++;
     c->net--;
-    /* Free already: on some thread's stack (stack marker) or on a list. */
-    uintptr_t word = *(uintptr_t *)p;
     if (HAK_UNLIKELY(!t->ready || ((uintptr_t)p & c->block_mask) ||
                      ((uintptr_t)p & (HAK_GRANULE - 1)) * c->magic > c->magic_m1 ||
-                     word == mark || word == hak_stack_mark(p, t->secret))) {
+                     *(uintptr_t *)p == mark)) {
         in->bops->free(uc_below_tls(in, t), p, tag);
         return;
     }
@@ -169,8 +144,7 @@ size_t uc_usable_size(void *tls, const void *p, uint16_t tag)
 }
 
 /* Class interface for a front stacked on this one: serve from the stack,
- * then from below. Blocks leave the stack with the list marker, the one
- * every tiny box keeps on a free block off a stack. */
+ * then from below. Blocks keep their free markers on the way. */
 uint32_t uc_alloc_batch(void *tls, uint32_t cls, void **out, uint32_t n)
 {
     struct uc_tls *t = tls;
@@ -178,18 +152,9 @@ uint32_t uc_alloc_batch(void *tls, uint32_t cls, void **out, uint32_t n)
     uint32_t k = 0;
     if (t->ready && cls < in->nclasses) {
         struct uc_class *c = &t->cls[cls];
-        uint32_t popped = 0;
-        while (k < n && c->top != c->base) {
-            void *p = *--c->top;
-            popped++;
-            if (HAK_UNLIKELY(*(uintptr_t *)p != hak_stack_mark(p, t->secret))) {
-                uc_bad(in, "double free (found when the block was reused)", p);
-                continue;
-            }
-            *(uintptr_t *)p = (uintptr_t)p ^ t->secret;
-            out[k++] = p;
-        }
-        c->net -= popped;
+        while (k < n && c->top != c->base)
+            out[k++] = *--c->top;
+        c->net -= k;
     }
     if (k < n)
         k += in->bops->alloc_batch(uc_below_tls(in, t), cls, out + k, n - k);
@@ -203,10 +168,8 @@ void uc_free_batch(void *tls, uint32_t cls, void *const *blocks, uint32_t n)
     uint32_t k = 0;
     if (t->ready && cls < in->nclasses) {
         struct uc_class *c = &t->cls[cls];
-        while (k < n && c->top != c->limit) {
-            *(uintptr_t *)blocks[k] = hak_stack_mark(blocks[k], t->secret);
+        while (k < n && c->top != c->limit)
             *c->top++ = blocks[k++];
-        }
         c->net += k;
     }
     if (k < n)

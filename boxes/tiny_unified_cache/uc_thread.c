@@ -66,22 +66,7 @@ void uc_drain(struct uc_tls *t, uint32_t cls, uint32_t n)
         n = count;
     if (!n)
         return;
-    /* Each block leaves with the list marker, checked first: a block
-     * freed twice onto the stack is met here a second time with the list
-     * marker already written, or without either (handed out and in use),
-     * and goes no further (hak_fast_stack in hakmem_box.h). */
-    uint32_t good = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        void *p = c->base[i];
-        if (HAK_UNLIKELY(*(uintptr_t *)p != hak_stack_mark(p, t->secret))) {
-            in->host->bad_free(in->name, "double free", p);
-            continue;
-        }
-        *(uintptr_t *)p = (uintptr_t)p ^ t->secret;
-        c->base[good++] = p;
-    }
-    if (good)
-        in->bops->free_batch(uc_below_tls(in, t), cls, c->base, good);
+    in->bops->free_batch(uc_below_tls(in, t), cls, c->base, n);
     memmove(c->base, c->base + n, (size_t)(count - n) * sizeof(void *));
     c->top -= n;
     c->net -= n;

@@ -53,11 +53,6 @@ enum hak_role {
 #define HAK_BOX_FLAG_FRONT (1u << 0)
 /* A terminal box serves any size and alignment: the end of every chain. */
 #define HAK_BOX_FLAG_TERMINAL (1u << 1)
-/* A front whose fast stacks follow the stack-marker protocol (see
- * hak_fast_stack): the host uses a front's fast stacks only with it, so a
- * front built for the protocol before it keeps working, through its own
- * alloc and free. */
-#define HAK_BOX_FLAG_STACK_MARK (1u << 2)
 
 /* ---- parameters ------------------------------------------------------- */
 
@@ -135,46 +130,18 @@ static inline void *hak_link_tls(const void *my_tls, const struct hak_link *link
  * bench/RESULTS.md). The box keeps every policy: capacities, refill and
  * drain batches, confirming a suspected double free.
  *
- * Protocol, per class stack (desc.fast_stack_offset/stride locate them;
- * the front sets HAK_BOX_FLAG_STACK_MARK). Every block on a stack holds the
- * stack marker S(p) = hak_stack_mark(p, host->block_secret) in its first
- * word; a free block anywhere else in a tiny box holds the list marker
- * p ^ block_secret (or its link, in an 8-byte block).
- *   pop:  if top != base: p = *--top; if first word of p != S(p): the box
- *         decides (a second free of p reached the stack, or p was written
- *         after its free); else first word of p = 0
+ * Protocol, per class stack (desc.fast_stack_offset/stride locate them):
+ *   pop:  if top != base: p = *--top; first word of p = 0
  *   push: if top != limit and (p & 0xFFFF) * block_magic <= block_magic_m1
- *         and top[-1] != p (base[-1] must be readable: the host reads it
- *         at an empty stack; a match there only sends the free to the box):
- *         first word of p = S(p); *top++ = p; pushes++
- * The push reads nothing of p. A free that misses the cache would wait for
- * that read (published larson at 16 threads, whose frees are of blocks
- * long out of cache: 8% of its throughput, bench/RESULTS.md); the store
- * waits for nothing. So a second free of a block is caught where the
- * block next leaves a stack or a list, before it is handed out twice: the
- * pop above; the front's drain, which checks S(p) on every block it sends
- * below and writes the list marker; the box's list pops, which check the
- * list marker; and the frees that reach a box, which refuse both markers.
- * An immediate second free (top[-1] == p) is caught at the free itself.
- * The front writes S(p) on every block it puts on a stack (refills,
- * carved blocks too). A stack with top == base == limit == NULL is "not
- * set up": both operations fall to the box, which may set it up then.
- * With host.hardened the host never uses the stacks, so the box's own
- * checks run on every call. */
+ *         and first word of p != p ^ host->block_secret:
+ *         first word of p = p ^ host->block_secret; *top++ = p; pushes++
+ * A stack with top == base == limit == NULL is "not set up": both
+ * operations fall to the box, which may set it up then. With host.hardened
+ * the host never uses the stacks, so the box's own checks run on every call.
+ * The free marker (p ^ block_secret in a free block's first word) is the
+ * convention of every tiny box, so a double free is caught wherever the
+ * block sits. */
 #define HAK_FAST_STACK_STRIDE 64u
-
-/* The stack marker: a value no list marker and no program can produce
- * without the secret. One per process, not per block as the list marker
- * is: the host's pop then compares the word with a constant (one
- * instruction less in malloc and in free than p ^ key; a program would
- * have to copy a freed block's first word into a live block to make a
- * free of that block look like a double free). */
-#define HAK_STACK_MARK_SALT 0x5354414b4d41524bull /* "STAKMARK" */
-static inline uintptr_t hak_stack_mark(const void *p, uint64_t secret)
-{
-    (void)p;
-    return (uintptr_t)(secret ^ HAK_STACK_MARK_SALT);
-}
 
 struct hak_fast_stack {
     void **top;      /* next free slot */

@@ -78,10 +78,9 @@ static void *double_free(size_t n)
     return p;
 }
 
-/* A second free that is not the last one: the fast free path reads
- * nothing of the block, so it is caught when the block leaves the stack
- * (hak_fast_stack in hakmem_box.h): the allocations after it must report
- * it before handing p out twice. */
+/* A second free that is not of the block freed last (a check against the
+ * stack's top entry alone would miss it): reported, and p never handed
+ * out twice by the allocations after it. */
 static void *double_free_later(size_t n)
 {
     void *p = must_malloc(n), *q = must_malloc(n);
@@ -93,9 +92,8 @@ static void *double_free_later(size_t n)
     return p;
 }
 
-/* The same after p went from the stack to superslab's list: the second
- * free puts it on the stack too, and whichever copy leaves second is
- * caught (the stack's pop, or the list's). */
+/* The same after p went from the front's stack to superslab's list: the
+ * marker must survive there for the second free to be caught. */
 static void *double_free_listed(size_t n)
 {
     enum { MANY = 4096 };
