@@ -399,7 +399,7 @@ struct hak_lock_line {
     hak_spinlock lock;
     char pad[HAK_LOCK_LINE - sizeof(hak_spinlock)];
 };
-#define HAK_LOCK_PAGE_BOX_LINES (4096 / HAK_LOCK_LINE - 6)
+#define HAK_LOCK_PAGE_BOX_LINES (4096 / HAK_LOCK_LINE - 5)
 struct hak_lock_page {
     struct hak_lock_line orphan, thread, meta, region_leaf; /* host's locks, in fork order */
     struct {
@@ -407,12 +407,6 @@ struct hak_lock_page {
         _Atomic unsigned box_lines; /* lines of boxes[] handed out */
         char pad[HAK_LOCK_LINE - 2 * sizeof(unsigned)];
     } fork;
-    struct {
-        /* services.c: the most resident bytes seen, the last sample and
-         * its time; the child handler forgets the parent's sample. */
-        _Atomic uint64_t high_water, sample, sample_tick;
-        char pad[HAK_LOCK_LINE - 3 * sizeof(uint64_t)];
-    } rss;
     struct hak_lock_line boxes[HAK_LOCK_PAGE_BOX_LINES];
 };
 extern struct hak_lock_page hak_locks;

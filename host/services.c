@@ -85,11 +85,10 @@ static void emit(uint16_t type, uint16_t owner, const void *addr, uint64_t bytes
 }
 
 /* The most resident bytes this process was seen with (sampled here, at
- * growth), and the last sample and when it was taken: on the lock page,
- * since the fork child handler writes them (internal.h). */
-#define rss_high_water (hak_locks.rss.high_water)
-#define rss_sample (hak_locks.rss.sample)
-#define rss_sample_tick (hak_locks.rss.sample_tick)
+ * growth), and the last sample and when it was taken. */
+static _Atomic uint64_t rss_high_water;
+static _Atomic uint64_t rss_sample;
+static _Atomic uint64_t rss_sample_tick;
 
 /* A sample is reused for this long: thread_churn asks 27 times per
  * thread, and reading statm (hak_process_rss) costs a few microseconds. */
