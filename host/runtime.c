@@ -22,6 +22,9 @@ uint64_t hak_block_secret;
 struct owner_info {
     uint32_t own_tls;
     int instance; /* -1: no box (slot 0, unused ids) */
+    /* The box's own realloc (alloc role), else NULL: hak_realloc's one
+     * step for the common case. */
+    void *(*realloc)(void *tls, void *p, uint16_t tag, size_t size);
 };
 
 static void free_foreign(void *tls, void *p, uint16_t tag);
@@ -191,7 +194,9 @@ static void build_tables(const struct hak_plan *plan)
     for (int i = 0; i < plan->instance_count; i++) {
         const struct hak_instance *in = &plan->instances[i];
         struct owner_slot *o = &hak_owners[in->owner];
-        owner_info[in->owner] = (struct owner_info){ .own_tls = in->tls_offset, .instance = i };
+        owner_info[in->owner] = (struct owner_info){
+            .own_tls = in->tls_offset, .instance = i,
+            .realloc = (in->desc->roles & HAK_ROLE_ALLOC) ? in->desc->ops.realloc : NULL };
         if (in->desc->roles & HAK_ROLE_ALLOC) {
             const struct hak_instance *entry = &plan->instances[in->free_entry];
             *o = (struct owner_slot){ .free = entry->desc->ops.free, .free_tls = entry->tls_offset,
@@ -414,7 +419,10 @@ size_t hak_usable_size(const void *p)
     return n;
 }
 
-void *hak_realloc(void *p, size_t size)
+/* Everything but the common case: NULL or 0 or a huge size, memory that is
+ * not a box's, a thread without its block, a box without realloc or one
+ * that could not keep the block (tried: its realloc said so already). */
+static __attribute__((noinline)) void *hak_realloc_general(void *p, size_t size, bool tried)
 {
     if (!p)
         return hak_malloc(size);
@@ -445,7 +453,7 @@ void *hak_realloc(void *p, size_t size)
     }
     char *block = hak_thread_acquire();
     void *tls = block + o->own_tls;
-    if (in->desc->ops.realloc) {
+    if (in->desc->ops.realloc && !tried) {
         void *q = in->desc->ops.realloc(tls, p, (uint16_t)entry, size);
         if (q) {
             hak_thread_release(block);
@@ -470,6 +478,28 @@ void *hak_realloc(void *p, size_t size)
     memcpy(q, p, usable < size ? usable : size);
     hak_free(p);
     return q;
+}
+
+/* realloc of a box's block by a thread with its own block, in one step:
+ * the owner from the region map, its realloc with the thread's slice (no
+ * lock, no orphan block to take). gawk's strings grown by concatenation,
+ * 150K calls: 131 instructions a call with the box's realloc before (the
+ * general path's checks, its frame, the thread block taken and given
+ * back), 84 now (callgrind). */
+void *hak_realloc(void *p, size_t size)
+{
+    char *block = hak_tls_block;
+    if (HAK_LIKELY(p && size - 1 < PTRDIFF_MAX && block != hak_null_block)) {
+        uint32_t entry = hak_region_lookup(p);
+        const struct owner_info *o = &owner_info[entry >> 16];
+        if (HAK_LIKELY(o->realloc != NULL)) {
+            void *q = o->realloc(block + o->own_tls, p, (uint16_t)entry, size);
+            if (q)
+                return q;
+            return hak_realloc_general(p, size, true);
+        }
+    }
+    return hak_realloc_general(p, size, false);
 }
 
 void *hak_memalign(size_t align, size_t size)
