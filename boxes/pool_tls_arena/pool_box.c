@@ -228,6 +228,7 @@ static const struct hak_box_desc pool_desc = {
         .fork_child = pool_fork_child,
         .stats = pool_stats,
         .trim = pool_trim,
+        .reclaim = pool_reclaim,
         .alloc = pool_alloc,
         .alloc_aligned = pool_alloc_aligned,
         .free = pool_free,

@@ -116,6 +116,8 @@ struct pool_chunk {
     struct pool_chunk *avail_next, *avail_prev; /* thread's chunks with room */
     uint32_t free_granules;
     bool avail;                               /* on the thread's avail list */
+    bool adopted;                             /* taken over from an exited
+                                                 thread (pool_honour_reclaim) */
     uint64_t orphan_dirty;                    /* its dirty bytes counted in
                                                  pool_inst.orphan_dirty */
     uint64_t orphaned_ns;                     /* when its thread left it */
@@ -157,6 +159,11 @@ struct pool_inst {
     _Atomic int64_t owned_dirty;
     _Atomic uint64_t orphan_dirty;
     void (*growing)(uint16_t owner, size_t bytes); /* host->growing, or NULL */
+    /* ops.reclaim's request (pool_reclaim): the thread that grew elsewhere
+     * and the bytes asked since its last check; that thread decommits as
+     * much of its dirty granules at its next tick check. */
+    _Atomic uintptr_t reclaim_thread;
+    _Atomic size_t reclaim_bytes;
     struct pool_pending *free_pending;
     char name[64];
 };
@@ -297,6 +304,7 @@ bool pool_adopt_orphan(struct pool_tls *t);
 void pool_tick_check(struct pool_tls *t);
 void pool_note_dirty(struct pool_tls *t);
 size_t pool_purge_all(struct pool_tls *t);
+size_t pool_reclaim(void *inst, size_t bytes);
 size_t pool_reclaim_orphans(struct pool_tls *t, unsigned max, uint64_t now, bool force);
 void pool_thread_exit(void *inst, void *tls);
 size_t pool_chunk_dirty_granules(const struct pool_chunk *ch);
