@@ -222,24 +222,36 @@ static void case_purge_after_delay(void)
     CHECK(res <= 1 * MB);
 }
 
+/* n blocks of 8000 B, written, then all freed: the pool holds them as
+ * free granules still committed. */
+static void touch_and_free_8000(unsigned char **blocks, int n)
+{
+    for (int i = 0; i < n; i++) {
+        blocks[i] = harness_malloc(8000);
+        CHECK(blocks[i]);
+        memset(blocks[i], 1, 8000);
+    }
+    for (int i = 0; i < n; i++)
+        harness_free(blocks[i]);
+}
+
+static size_t resident_8000(unsigned char *const *blocks, int n)
+{
+    size_t res = 0;
+    for (int i = 0; i < n; i++)
+        res += resident_bytes(blocks[i], 8000);
+    return res;
+}
+
 /* Over dirty_max, free granules are purged at once, whatever the delay. */
 static void case_dirty_max(void)
 {
     harness_open(mid_config("", "purge_delay_ms = 60000\ndirty_max = 1M", ""));
     enum { N = 2000 };
     static unsigned char *blocks[N];
-    for (int i = 0; i < N; i++) {
-        blocks[i] = harness_malloc(8000);
-        CHECK(blocks[i]);
-        memset(blocks[i], 1, 8000);
-    }
-    for (int i = 0; i < N; i++)
-        harness_free(blocks[i]);
+    touch_and_free_8000(blocks, N);
     harness_free(harness_malloc(5000));
-    size_t res = 0;
-    for (int i = 0; i < N; i++)
-        res += resident_bytes(blocks[i], 8000);
-    CHECK(res <= 2 * MB);
+    CHECK(resident_8000(blocks, N) <= 2 * MB);
     CHECK(harness_bytes_mapped("pool") <= 8 * MB);
 }
 
@@ -252,30 +264,20 @@ static void case_reclaim_when_others_grow(void)
     harness_open(mid_config("", "purge_delay_ms = 60000\ndirty_max = 1G", "cache_count = 0"));
     enum { N = 1000 };
     static unsigned char *blocks[N];
-    for (int i = 0; i < N; i++) {
-        blocks[i] = harness_malloc(8000);
-        CHECK(blocks[i]);
-        memset(blocks[i], 1, 8000);
-    }
-    for (int i = 0; i < N; i++)
-        harness_free(blocks[i]);
-    size_t before = 0, after3 = 0, after16 = 0;
-    for (int i = 0; i < N; i++)
-        before += resident_bytes(blocks[i], 8000);
+    touch_and_free_8000(blocks, N);
+    size_t before = resident_8000(blocks, N);
     CHECK(before >= N * 8000ull * 9 / 10); /* kept: the delay has not passed */
     char *big = harness_malloc(3 * MB);
     CHECK(big);
     CHECK_EQ(owner_of(big), harness_owner("large"));
     for (int k = 0; k < 2000; k++) /* the pool's clock checks */
         harness_free(harness_malloc(2048));
-    for (int i = 0; i < N; i++)
-        after3 += resident_bytes(blocks[i], 8000);
+    size_t after3 = resident_8000(blocks, N);
     char *bigger = harness_malloc(16 * MB);
     CHECK(bigger);
     for (int k = 0; k < 2000; k++)
         harness_free(harness_malloc(2048));
-    for (int i = 0; i < N; i++)
-        after16 += resident_bytes(blocks[i], 8000);
+    size_t after16 = resident_8000(blocks, N);
     printf("reclaim: freed %zu KB resident, %zu KB after large mapped 3 MB, %zu KB after 16 MB more\n",
            before >> 10, after3 >> 10, after16 >> 10);
     /* 3 MB asked: about 3 MB given back (a granule either way), not all */
