@@ -22,9 +22,10 @@ uint64_t hak_block_secret;
 struct owner_info {
     uint32_t own_tls;
     int instance; /* -1: no box (slot 0, unused ids) */
-    /* The box's own realloc (alloc role), else NULL: hak_realloc's one
-     * step for the common case. */
+    /* The box's own realloc and usable_size (alloc role), else NULL:
+     * hak_realloc's and hak_usable_size's one step for the common case. */
     void *(*realloc)(void *tls, void *p, uint16_t tag, size_t size);
+    size_t (*usable_size)(void *tls, const void *p, uint16_t tag);
 };
 
 static void free_foreign(void *tls, void *p, uint16_t tag);
@@ -196,7 +197,8 @@ static void build_tables(const struct hak_plan *plan)
         struct owner_slot *o = &hak_owners[in->owner];
         owner_info[in->owner] = (struct owner_info){
             .own_tls = in->tls_offset, .instance = i,
-            .realloc = (in->desc->roles & HAK_ROLE_ALLOC) ? in->desc->ops.realloc : NULL };
+            .realloc = (in->desc->roles & HAK_ROLE_ALLOC) ? in->desc->ops.realloc : NULL,
+            .usable_size = (in->desc->roles & HAK_ROLE_ALLOC) ? in->desc->ops.usable_size : NULL };
         if (in->desc->roles & HAK_ROLE_ALLOC) {
             const struct hak_instance *entry = &plan->instances[in->free_entry];
             *o = (struct owner_slot){ .free = entry->desc->ops.free, .free_tls = entry->tls_offset,
@@ -399,7 +401,7 @@ void *hak_calloc(size_t n, size_t size)
     return p;
 }
 
-size_t hak_usable_size(const void *p)
+static __attribute__((noinline)) size_t hak_usable_size_general(const void *p)
 {
     if (!p)
         return 0;
@@ -417,6 +419,23 @@ size_t hak_usable_size(const void *p)
     size_t n = in->desc->ops.usable_size(block + o->own_tls, p, (uint16_t)entry);
     hak_thread_release(block);
     return n;
+}
+
+/* malloc_usable_size in one step, as hak_realloc: a box's block, a thread
+ * with its block. 99 instructions a call before (mimalloc 37, glibc 22;
+ * callgrind of a loop over 64 live blocks, the loop included), 50 now.
+ * Programs that count their memory call it at every malloc and free
+ * (Redis's zmalloc on glibc). */
+size_t hak_usable_size(const void *p)
+{
+    char *block = hak_tls_block;
+    if (HAK_LIKELY(p && block != hak_null_block)) {
+        uint32_t entry = hak_region_lookup(p);
+        const struct owner_info *o = &owner_info[entry >> 16];
+        if (HAK_LIKELY(o->usable_size != NULL))
+            return o->usable_size(block + o->own_tls, p, (uint16_t)entry);
+    }
+    return hak_usable_size_general(p);
 }
 
 /* Everything but the common case: NULL or 0 or a huge size, memory that is
