@@ -438,10 +438,30 @@ size_t hak_usable_size(const void *p)
     return hak_usable_size_general(p);
 }
 
+/* The box kept nothing in place (or has no realloc): keep the block when
+ * it fits and is not more than twice too big, else move it. */
+static void *realloc_keep_or_move(void *p, size_t size, size_t usable)
+{
+    if (size <= usable && size >= usable / 2)
+        return p;
+    /* A block of a granule or more that must move to grow gets room to
+     * double, so a buffer grown in steps is copied at most once per
+     * doubling of its size (a mapping then grows by remap, no copy). */
+    void *q = NULL;
+    if (size > usable && usable >= HAK_GRANULE && size < usable * 2 && usable <= PTRDIFF_MAX / 2)
+        q = hak_malloc(usable * 2);
+    if (!q)
+        q = hak_malloc(size);
+    if (!q)
+        return NULL;
+    memcpy(q, p, usable < size ? usable : size);
+    hak_free(p);
+    return q;
+}
+
 /* Everything but the common case: NULL or 0 or a huge size, memory that is
- * not a box's, a thread without its block, a box without realloc or one
- * that could not keep the block (tried: its realloc said so already). */
-static __attribute__((noinline)) void *hak_realloc_general(void *p, size_t size, bool tried)
+ * not a box's, a thread without its block. */
+static __attribute__((noinline)) void *hak_realloc_general(void *p, size_t size)
 {
     if (!p)
         return hak_malloc(size);
@@ -472,7 +492,7 @@ static __attribute__((noinline)) void *hak_realloc_general(void *p, size_t size,
     }
     char *block = hak_thread_acquire();
     void *tls = block + o->own_tls;
-    if (in->desc->ops.realloc && !tried) {
+    if (in->desc->ops.realloc) {
         void *q = in->desc->ops.realloc(tls, p, (uint16_t)entry, size);
         if (q) {
             hak_thread_release(block);
@@ -481,44 +501,32 @@ static __attribute__((noinline)) void *hak_realloc_general(void *p, size_t size,
     }
     size_t usable = in->desc->ops.usable_size(tls, p, (uint16_t)entry);
     hak_thread_release(block);
-    /* Keep the block when it fits and is not more than twice too big. */
-    if (size <= usable && size >= usable / 2)
-        return p;
-    /* A block of a granule or more that must move to grow gets room to
-     * double, so a buffer grown in steps is copied at most once per
-     * doubling of its size (a mapping then grows by remap, no copy). */
-    void *q = NULL;
-    if (size > usable && usable >= HAK_GRANULE && size < usable * 2 && usable <= PTRDIFF_MAX / 2)
-        q = hak_malloc(usable * 2);
-    if (!q)
-        q = hak_malloc(size);
-    if (!q)
-        return NULL;
-    memcpy(q, p, usable < size ? usable : size);
-    hak_free(p);
-    return q;
+    return realloc_keep_or_move(p, size, usable);
 }
 
 /* realloc of a box's block by a thread with its own block, in one step:
  * the owner from the region map, its realloc with the thread's slice (no
- * lock, no orphan block to take). gawk's strings grown by concatenation,
- * 150K calls: 131 instructions a call with the box's realloc before (the
- * general path's checks, its frame, the thread block taken and given
- * back), 84 now (callgrind). */
+ * lock, no orphan block to take), else its usable size and the move. gawk's
+ * strings grown by concatenation, 150K calls: 131 instructions a call with
+ * the box's realloc before (the general path's checks, its frame, the
+ * thread block taken and given back), 84 now (callgrind). */
 void *hak_realloc(void *p, size_t size)
 {
     char *block = hak_tls_block;
     if (HAK_LIKELY(p && size - 1 < PTRDIFF_MAX && block != hak_null_block)) {
         uint32_t entry = hak_region_lookup(p);
         const struct owner_info *o = &owner_info[entry >> 16];
-        if (HAK_LIKELY(o->realloc != NULL)) {
-            void *q = o->realloc(block + o->own_tls, p, (uint16_t)entry, size);
+        void *tls = block + o->own_tls;
+        if (o->realloc) { /* an alloc box: usable_size is there too */
+            void *q = o->realloc(tls, p, (uint16_t)entry, size);
             if (q)
                 return q;
-            return hak_realloc_general(p, size, true);
+            return realloc_keep_or_move(p, size, o->usable_size(tls, p, (uint16_t)entry));
         }
+        if (o->usable_size) /* superslab: no realloc of its own */
+            return realloc_keep_or_move(p, size, o->usable_size(tls, p, (uint16_t)entry));
     }
-    return hak_realloc_general(p, size, false);
+    return hak_realloc_general(p, size);
 }
 
 void *hak_memalign(size_t align, size_t size)
