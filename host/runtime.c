@@ -382,12 +382,44 @@ static void *calloc_above_small(size_t total)
     return r->alloc_zeroed ? r->alloc_zeroed(block + r->tls_offset, total) : NULL;
 }
 
+/* Zero n bytes of a small block in words, inline: calloc(1, 64) and free
+ * cost 133 instructions against mimalloc's 94, a third of it the call to
+ * memset through its ifunc and the bootstrap test. Exactly n bytes: a box
+ * may hand out a block of no more than the size asked. The empty asm
+ * keeps the loop a loop (GCC would turn it back into a call to memset). */
+#define CALLOC_INLINE_MAX 96 /* past it memset costs no more (callgrind) */
+static inline void zero_small(void *p, size_t n)
+{
+    typedef char v16 __attribute__((vector_size(16), may_alias, aligned(1)));
+    typedef uint64_t __attribute__((may_alias, aligned(1))) u64;
+    char *c = p;
+    if (n >= 16) { /* 16-byte stores, the last one overlapping */
+        for (size_t i = 0; i + 16 <= n; i += 16) {
+            *(v16 *)(c + i) = (v16){ 0 };
+            __asm__("" : "+r"(c));
+        }
+        *(v16 *)(c + n - 16) = (v16){ 0 };
+    } else if (n >= 8) {
+        *(u64 *)c = 0;
+        *(u64 *)(c + n - 8) = 0;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            c[i] = 0;
+    }
+}
+
 void *hak_calloc(size_t n, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
         errno = ENOMEM;
         return NULL;
+    }
+    if (HAK_LIKELY(total <= CALLOC_INLINE_MAX)) {
+        void *p = hak_malloc_fast(total);
+        if (p) /* bootstrap memory too: it is zero already, and small */
+            zero_small(p, total);
+        return p;
     }
     if (total > HAK_SMALL_MAX && atomic_load_explicit(&hak_runtime_state, memory_order_relaxed) == 1) {
         void *z = calloc_above_small(total);
