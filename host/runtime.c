@@ -382,11 +382,11 @@ static void *calloc_above_small(size_t total)
     return r->alloc_zeroed ? r->alloc_zeroed(block + r->tls_offset, total) : NULL;
 }
 
-/* Zero n bytes of a small block in words, inline: calloc(1, 64) and free
- * cost 133 instructions against mimalloc's 94, a third of it the call to
- * memset through its ifunc and the bootstrap test. Exactly n bytes: a box
- * may hand out a block of no more than the size asked. The empty asm
- * keeps the loop a loop (GCC would turn it back into a call to memset). */
+/* Zero n bytes of a small block inline: calloc(1, 64) and free cost 133
+ * instructions against mimalloc's 94, a third of it the call to memset
+ * through its ifunc and the bootstrap test. Exactly n bytes: a box may
+ * hand out a block of no more than the size asked. The empty asm keeps
+ * the loop a loop (GCC would turn it back into a call to memset). */
 #define CALLOC_INLINE_MAX 96 /* past it memset costs no more (callgrind) */
 static inline void zero_small(void *p, size_t n)
 {
