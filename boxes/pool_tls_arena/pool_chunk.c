@@ -167,21 +167,33 @@ static size_t pool_chunk_return(struct pool_tls *t, struct pool_chunk *ch)
 
 /* ---- purging ------------------------------------------------------------ */
 
-/* Decommit the granules of word w set in bits, one call per contiguous run. */
-static size_t pool_decommit_bits(const struct pool_inst *in, struct pool_chunk *ch, unsigned w,
-                                 uint64_t bits)
+/* Decommit runs of *bits (granules of word w), one call per contiguous
+ * run, until `budget` bytes; the decommitted bits are cleared from *bits.
+ * Returns the bytes. */
+static size_t pool_decommit_some(const struct pool_inst *in, struct pool_chunk *ch, unsigned w,
+                                 uint64_t *bits, size_t budget)
 {
     size_t bytes = 0;
-    while (bits) {
-        unsigned start = (unsigned)__builtin_ctzll(bits);
-        uint64_t rest = ~(bits >> start);
+    while (*bits && bytes < budget) {
+        unsigned start = (unsigned)__builtin_ctzll(*bits);
+        uint64_t rest = ~(*bits >> start);
         unsigned len = rest ? (unsigned)__builtin_ctzll(rest) : 64 - start;
+        size_t left = budget - bytes;
+        if (left < ((size_t)len << HAK_GRANULE_SHIFT))
+            len = (unsigned)((left + HAK_GRANULE - 1) >> HAK_GRANULE_SHIFT);
         size_t run = (size_t)len << HAK_GRANULE_SHIFT;
         in->host->decommit((char *)ch + ((size_t)(w * 64 + start) << HAK_GRANULE_SHIFT), run);
         bytes += run;
-        bits &= ~(pool_bits(len) << start);
+        *bits &= ~(pool_bits(len) << start);
     }
     return bytes;
+}
+
+/* Decommit every granule of word w set in bits. */
+static size_t pool_decommit_bits(const struct pool_inst *in, struct pool_chunk *ch, unsigned w,
+                                 uint64_t bits)
+{
+    return pool_decommit_some(in, ch, w, &bits, SIZE_MAX);
 }
 
 /* Age a chunk's dirty granules: the old generation (idle a whole tick) is
@@ -262,9 +274,6 @@ static size_t pool_tick(struct pool_tls *t, uint64_t now, bool force)
     return released;
 }
 
-/* Called every POOL_TICK_EVERY frees and slow allocations (every
- * POOL_TICK_PENDING while a tick is scheduled, so a freed peak goes back
- * soon even if few calls follow). */
 /* ops.reclaim: another box is about to fault in fresh pages and the process
  * is at a new peak. The pool's dirty granules belong to their threads'
  * chunks, which only the owner may touch, and reclaim never waits: the
@@ -283,27 +292,6 @@ size_t pool_reclaim(void *inst, size_t bytes)
     atomic_store_explicit(&in->reclaim_thread, (uintptr_t)pthread_self(), memory_order_relaxed);
     atomic_fetch_add_explicit(&in->reclaim_bytes, bytes, memory_order_release);
     return 0;
-}
-
-/* Decommit runs of `bits` (granules of word w) until `budget` bytes; the
- * decommitted bits are cleared from *bits. Returns the bytes. */
-static size_t pool_decommit_some(const struct pool_inst *in, struct pool_chunk *ch, unsigned w,
-                                 uint64_t *bits, size_t budget)
-{
-    size_t bytes = 0;
-    while (*bits && bytes < budget) {
-        unsigned start = (unsigned)__builtin_ctzll(*bits);
-        uint64_t rest = ~(*bits >> start);
-        unsigned len = rest ? (unsigned)__builtin_ctzll(rest) : 64 - start;
-        size_t want = (budget - bytes + HAK_GRANULE - 1) >> HAK_GRANULE_SHIFT;
-        if (len > want)
-            len = (unsigned)want;
-        size_t run = (size_t)len << HAK_GRANULE_SHIFT;
-        in->host->decommit((char *)ch + ((size_t)(w * 64 + start) << HAK_GRANULE_SHIFT), run);
-        bytes += run;
-        *bits &= ~(pool_bits(len) << start);
-    }
-    return bytes;
 }
 
 /* The request above, seen by its thread: up to the bytes asked, the dirty
@@ -330,6 +318,9 @@ static void pool_honour_reclaim(struct pool_tls *t)
     pool_dirty_add(t, -(int64_t)done);
 }
 
+/* Called every POOL_TICK_EVERY frees and slow allocations (every
+ * POOL_TICK_PENDING while a tick is scheduled, so a freed peak goes back
+ * soon even if few calls follow). */
 void pool_tick_check(struct pool_tls *t)
 {
     struct pool_inst *in = pool_inst_of(t);
