@@ -41,15 +41,27 @@ static void start_failed(const struct hak_error *err)
 /* Start the runtime once. A call made while this thread is starting (dlopen
  * allocating, say) returns at once and is served from the bootstrap arena;
  * another thread waits until the start is over. */
+static void lazy_start(void);
+
+/* The start probes for box files and reads /proc: a missing one is not the
+ * program's error (errno stays as the program left it). */
 int hak_lazy_start(void)
 {
     if (tls_starting)
         return 0;
+    int saved_errno = errno;
+    lazy_start();
+    errno = saved_errno;
+    return 0;
+}
+
+static void lazy_start(void)
+{
     int expected = 0;
     if (!atomic_compare_exchange_strong(&start_claimed, &expected, 1)) {
         while (atomic_load(&hak_runtime_state) == 0)
             sched_yield();
-        return 0;
+        return;
     }
     tls_starting = 1;
     struct hak_error err = { "" };
@@ -65,7 +77,7 @@ int hak_lazy_start(void)
     if (failed) {
         tls_starting = 0;
         start_failed(&err);
-        return 0;
+        return;
     }
     char lib_dir[PATH_MAX] = "";
     hak_object_dir((const void *)hak_lazy_start, lib_dir, sizeof lib_dir);
@@ -74,10 +86,9 @@ int hak_lazy_start(void)
         hak_runtime_start(&start_plan, &err)) {
         tls_starting = 0;
         start_failed(&err);
-        return 0;
+        return;
     }
     tls_starting = 0;
-    return 0;
 }
 
 static int env_set(const char *name)

@@ -21,11 +21,29 @@
 struct hak_plan *hak_plan_active;
 int hak_observer_count;
 
+/* Every service that makes a system call leaves errno as it found it: a
+ * failure the box recovers from (a remap refused, a huge-page advice, a map
+ * retried elsewhere) is not the program's. glibc's malloc changes errno
+ * only when it fails, and programs that test errno after a successful
+ * call rely on it. Where the whole request fails, the host sets ENOMEM. */
+#define KEEP_ERRNO_BEGIN int saved_errno_ = errno
+#define KEEP_ERRNO_END errno = saved_errno_
+
 /* ---- OS memory ---------------------------------------------------------- */
 
 /* mmap `bytes` aligned to `align` (a power of two >= page size) by mapping
  * more and trimming both ends. */
+static void *os_map(size_t bytes, size_t align);
+
 void *hak_os_map(size_t bytes, size_t align)
+{
+    KEEP_ERRNO_BEGIN;
+    void *p = os_map(bytes, align);
+    KEEP_ERRNO_END;
+    return p;
+}
+
+static void *os_map(size_t bytes, size_t align)
 {
     if (align < HAK_GRANULE)
         align = HAK_GRANULE;
@@ -48,7 +66,9 @@ void *hak_os_map(size_t bytes, size_t align)
 
 void hak_os_unmap(void *p, size_t bytes)
 {
+    KEEP_ERRNO_BEGIN;
     munmap(p, bytes);
+    KEEP_ERRNO_END;
 }
 
 static void account(uint16_t owner, int64_t delta)
@@ -105,7 +125,9 @@ static uint64_t process_resident_bytes(void)
     uint64_t rss = atomic_load_explicit(&rss_sample, memory_order_relaxed);
     if (rss && tick - last < RSS_SAMPLE_NS)
         return rss;
+    KEEP_ERRNO_BEGIN;
     rss = hak_process_rss();
+    KEEP_ERRNO_END;
     atomic_store_explicit(&rss_sample, rss, memory_order_relaxed);
     atomic_store_explicit(&rss_sample_tick, tick, memory_order_relaxed);
     return rss;
@@ -215,9 +237,47 @@ static void *map_congruent(const void *p, size_t bytes)
     return q + offset;
 }
 
+/* Move [src, src + len) onto dst with mremap, without a copy. mremap
+ * moves one mapping (VMA) at a time, and a block may span several: large
+ * reuses a cached extent by moving its pages into the front of a new
+ * block, and the kernel keeps moved pages in a VMA of their own. Such a
+ * range is refused with EFAULT; it is moved in halves (granule-aligned)
+ * until every piece lies in one mapping. Before, the host fell back to a
+ * copy: a 64 MB block grown to 128 MB touched all its 64 MB (RSS 5 ->
+ * 71 MB for memory the program never wrote). On a failure nothing has
+ * moved (pieces already moved go back). */
+static int move_pieces(char *src, char *dst, size_t len)
+{
+    if (mremap(src, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, dst) != MAP_FAILED)
+        return 0;
+    if (errno != EFAULT || len <= HAK_GRANULE)
+        return -1;
+    size_t half = (len / 2) & ~(size_t)(HAK_GRANULE - 1);
+    if (half == 0)
+        return -1;
+    if (move_pieces(src, dst, half))
+        return -1;
+    if (move_pieces(src + half, dst + half, len - half) == 0)
+        return 0;
+    /* the dst range stays mapped behind the moved pages: move them back */
+    if (move_pieces(dst, src, half))
+        hak_logf("hakmem: a block's pages could not be moved back after a failed remap\n");
+    return -1;
+}
+
+static void *remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t owner, uint16_t tag);
+
 /* mremap to a granule-aligned place: grow in place if the kernel can;
  * otherwise reserve an aligned range and move the pages there (no copy). */
 static void *svc_remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t owner, uint16_t tag)
+{
+    KEEP_ERRNO_BEGIN;
+    void *q = remap(p, old_bytes, new_bytes, owner, tag);
+    KEEP_ERRNO_END;
+    return q;
+}
+
+static void *remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t owner, uint16_t tag)
 {
     size_t old_size = (old_bytes + HAK_GRANULE - 1) & ~(HAK_GRANULE - 1);
     size_t new_size = (new_bytes + HAK_GRANULE - 1) & ~(HAK_GRANULE - 1);
@@ -245,12 +305,13 @@ static void *svc_remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t own
          * looks it up meanwhile. */
         uint64_t lost[HAK_MAX_INSTANCES + 1] = { 0 };
         hak_region_set(p, old_size, 0, lost);
-        q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
-        if (q == MAP_FAILED) {
+        /* the old pages over the front of target; its tail stays as mapped */
+        if (move_pieces(p, target, old_size)) {
             hak_region_set(p, old_size, entry, NULL);
             hak_os_unmap(target, new_size);
             return NULL;
         }
+        q = target;
         account_lost(lost);
     }
     hak_region_set(q, new_size, entry, NULL);
@@ -267,7 +328,17 @@ static void *svc_remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t own
 }
 
 /* Pages of src onto dst, no copy; src leaves the region map (see the ABI). */
+static int move(void *dst, void *src, size_t bytes);
+
 static int svc_move(void *dst, void *src, size_t bytes)
+{
+    KEEP_ERRNO_BEGIN;
+    int r = move(dst, src, bytes);
+    KEEP_ERRNO_END;
+    return r;
+}
+
+static int move(void *dst, void *src, size_t bytes)
 {
     size_t size = (bytes + HAK_GRANULE - 1) & ~(HAK_GRANULE - 1);
     uint32_t entry = hak_region_lookup(src);
@@ -275,7 +346,7 @@ static int svc_move(void *dst, void *src, size_t bytes)
     /* Cleared before the move, as in svc_remap: once moved, the old
      * addresses may be mapped by another thread at once. */
     hak_region_set(src, size, 0, lost);
-    if (mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, dst) == MAP_FAILED) {
+    if (move_pieces(src, dst, size)) {
         hak_region_set(src, size, entry, NULL);
         return -1;
     }
@@ -289,8 +360,11 @@ static void svc_decommit(void *p, size_t bytes)
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t start = ((uintptr_t)p + page - 1) & ~(uintptr_t)(page - 1);
     uintptr_t end = ((uintptr_t)p + bytes) & ~(uintptr_t)(page - 1);
-    if (end > start)
+    if (end > start) {
+        KEEP_ERRNO_BEGIN;
         madvise((void *)start, end - start, MADV_DONTNEED);
+        KEEP_ERRNO_END;
+    }
     emit(HAK_EV_UNMAP, (uint16_t)(hak_region_lookup(p) >> 16), p, bytes);
 }
 
@@ -336,7 +410,10 @@ static int svc_advise_huge(void *p, size_t bytes)
     uintptr_t end = ((uintptr_t)p + bytes + page - 1) & ~(uintptr_t)(page - 1);
     if (end <= start)
         return -1;
-    return madvise((void *)start, end - start, MADV_HUGEPAGE) == 0 ? 0 : -1;
+    KEEP_ERRNO_BEGIN;
+    int r = madvise((void *)start, end - start, MADV_HUGEPAGE) == 0 ? 0 : -1;
+    KEEP_ERRNO_END;
+    return r;
 }
 
 /* ---- metadata: a bump allocator over 1 MB chunks ------------------------ */
@@ -350,7 +427,9 @@ void *hak_meta_alloc(size_t bytes)
     if (size < bytes)
         return NULL;
     if (size >= 256 * 1024) {
+        KEEP_ERRNO_BEGIN;
         void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        KEEP_ERRNO_END;
         if (m == MAP_FAILED)
             return NULL;
         hak_host_map_note(m, size); /* counted as the host's own resident memory */
@@ -359,7 +438,9 @@ void *hak_meta_alloc(size_t bytes)
     hak_spin_lock(&meta_lock);
     if (!meta_cursor || (size_t)(meta_end - meta_cursor) < size) {
         size_t chunk = 1u << 20;
+        KEEP_ERRNO_BEGIN;
         void *m = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        KEEP_ERRNO_END;
         if (m == MAP_FAILED) {
             hak_spin_unlock(&meta_lock);
             return NULL;

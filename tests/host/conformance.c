@@ -224,6 +224,51 @@ static void growth_keeps_errno(void)
         free(kept[i]);
 }
 
+static long resident_kb(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* The first call of the process (the host starts: it probes for box files
+ * and may find none), and reallocs that the host serves by moving pages
+ * (mremap refused for a block spanning two mappings, then retried) leave
+ * errno alone when they succeed. Run first, on a fresh heap: the 64 MB
+ * block reuses the pages of the 6 MB one moved before it, so it spans two
+ * mappings; growing it must move its pages, not copy them (a copy makes
+ * the 64 MB the program never wrote resident). */
+static void remap_keeps_errno_and_pages(void)
+{
+    static const size_t sizes[] = { 8, 100, 1000, 2000, 40000, 100000, 1 << 20, 3 << 20, 64 << 20 };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        errno = EDOM;
+        void *p = malloc(sizes[i]);
+        EXPECT(p != NULL && errno == EDOM, "malloc(%zu): %p, errno %d (was EDOM)", sizes[i], p, errno);
+        long before = resident_kb();
+        errno = EDOM;
+        void *q = realloc(p, sizes[i] * 2);
+        long grown = resident_kb() - before;
+        EXPECT(q != NULL && errno == EDOM, "realloc(%zu -> %zu): %p, errno %d (was EDOM)", sizes[i],
+               sizes[i] * 2, q, errno);
+        EXPECT(sizes[i] < (1 << 20) || grown < 4096,
+               "realloc(%zu -> %zu) of unwritten memory made %ld KB resident", sizes[i],
+               sizes[i] * 2, grown);
+        errno = EDOM;
+        free(q);
+        EXPECT(errno == EDOM, "free after realloc(%zu): errno %d (was EDOM)", sizes[i] * 2, errno);
+        errno = EDOM;
+        p = calloc(1, sizes[i]);
+        EXPECT(p != NULL && errno == EDOM, "calloc(%zu): %p, errno %d (was EDOM)", sizes[i], p, errno);
+        free(p);
+    }
+}
+
 /* volatile: keeps the compiler from folding impossible sizes at build time. */
 static volatile size_t size_max = SIZE_MAX;
 
@@ -344,6 +389,7 @@ static void introspection(void)
 
 int main(void)
 {
+    remap_keeps_errno_and_pages();
     introspection();
     every_small_size();
     large_sizes();

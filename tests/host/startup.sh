@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start-up of libhakmem.so (docs/design.md, "Start-up"):
-#   startup.sh LIBDIR
+#   startup.sh LIBDIR [CONFORMANCE]
 # - the default config's boxes are built in: a process under it opens no
 #   hakbox_*.so and no libinih (ld.so's LD_DEBUG=files lists every object
 #   it opens, dlopen included), yet runs on the boxes (its stats say so);
@@ -9,7 +9,10 @@
 # - a .so in HAKMEM_BOX_PATH is loaded instead of the built-in;
 # - host.builtin_boxes=off loads every box of the config from its .so;
 # - with the embedded default a process that never allocates does not
-#   start the host; with HAKMEM_CONFIG it starts before main.
+#   start the host; with HAKMEM_CONFIG it starts before main;
+# - libhakmem.so alone in a folder (no box file to find) starts and leaves
+#   errno alone: the conformance program's first case checks errno after
+#   the process's first malloc.
 set -u
 lib_dir=$1
 work=$(mktemp -d)
@@ -64,4 +67,10 @@ env HAKMEM_CONFIG="$work/bad.ini" LD_PRELOAD="$lib_dir/libhakmem.so" /bin/true 2
 rc=$?
 [ "$rc" = 78 ] || fail "/bin/true with a bad HAKMEM_CONFIG exited $rc, expected 78 (host started before main)"
 grep -q "unknown section \[nonsense\]" "$work/err.txt" || fail "no error naming the bad section: $(cat "$work/err.txt")"
+
+if [ $# -ge 2 ]; then
+  mkdir "$work/alone" && cp "$lib_dir/libhakmem.so" "$work/alone/"
+  LD_PRELOAD="$work/alone/libhakmem.so" "$2" > "$work/conf.txt" 2>&1 ||
+    fail "conformance under libhakmem.so alone in a folder: $(head -5 "$work/conf.txt")"
+fi
 echo "startup: ok"
