@@ -47,7 +47,7 @@ void *pool_alloc_aligned(void *tls, size_t size, size_t align)
     return NULL;
 }
 
-/* The current slab has nothing left: carve, drain remote frees, move to
+/* The current slab has nothing left: its remote frees, carve, move to
  * the next partial slab, or get a new slab. */
 void *pool_alloc_slow(struct pool_tls *t, uint32_t cls)
 {
@@ -63,18 +63,20 @@ void *pool_alloc_slow(struct pool_tls *t, uint32_t cls)
                 s->free = *(void **)b;
                 break;
             }
+            /* Blocks other threads gave back before fresh ones: carving
+             * first touched new pages while freed blocks waited. */
+            if (atomic_load_explicit(&s->remote, memory_order_relaxed)) {
+                uint32_t n = pool_slab_drain(s);
+                if (n)
+                    pool_event(in, HAK_EV_REMOTE_FREE, s, 0, n);
+                continue;
+            }
             if (s->bump < s->end) {
                 /* linear carving: the block is not touched until the
                  * program touches it */
                 b = s->bump;
                 s->bump += s->size;
                 break;
-            }
-            if (atomic_load_explicit(&s->remote, memory_order_relaxed)) {
-                uint32_t n = pool_slab_drain(s);
-                if (n)
-                    pool_event(in, HAK_EV_REMOTE_FREE, s, 0, n);
-                continue;
             }
             s->state = SLAB_FULL;
             cs->cur = NULL;

@@ -169,6 +169,28 @@ static void case_pool_cross_thread(void)
     CHECK_EQ(harness_bytes_mapped("pool"), 0);
 }
 
+/* A block another thread freed comes back before the current slab carves
+ * a fresh one: carving first touched new pages while freed blocks waited
+ * on the slab's remote list. */
+static void *free_one(void *arg)
+{
+    harness_free(arg);
+    return NULL;
+}
+
+static void case_pool_remote_before_carve(void)
+{
+    harness_open(mid_config("", "", ""));
+    char *a = harness_malloc(3000); /* the class's current slab, carved */
+    CHECK(a);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, free_one, a) == 0);
+    join(th);
+    CHECK_EQ(harness_stats("pool").remote_frees, 1);
+    CHECK(harness_malloc(3000) == a);
+    harness_free(a);
+}
+
 /* ---- mixed traffic on both boxes --------------------------------------- */
 
 enum { SHARED = 64 };
@@ -363,6 +385,7 @@ int main(void)
     run_case("pool_exit_returns_chunks", case_pool_exit_returns_chunks);
     run_case("pool_orphans_reused", case_pool_orphans_reused);
     run_case("pool_cross_thread", case_pool_cross_thread);
+    run_case("pool_remote_before_carve", case_pool_remote_before_carve);
     run_case("pool_mixed_threads", case_pool_mixed_threads);
     run_case("l25_mixed_threads", case_l25_mixed_threads);
     run_case("l25_exit_flushes_cache", case_l25_exit_flushes_cache);
