@@ -405,7 +405,10 @@ struct hak_lock_page {
     struct {
         unsigned stdio_taken;       /* fork.c: did prepare take the libio list lock? */
         _Atomic unsigned box_lines; /* lines of boxes[] handed out */
-        char pad[HAK_LOCK_LINE - 2 * sizeof(unsigned)];
+        /* services.c: the last RSS sample, which the child clears (here,
+         * the page a child writes anyway: one copy-on-write fault less) */
+        _Atomic uint64_t rss_sample;
+        char pad[HAK_LOCK_LINE - 2 * sizeof(unsigned) - sizeof(uint64_t)];
     } fork;
     struct hak_lock_line boxes[HAK_LOCK_PAGE_BOX_LINES];
 };

@@ -107,7 +107,7 @@ static void emit(uint16_t type, uint16_t owner, const void *addr, uint64_t bytes
 /* The most resident bytes this process was seen with (sampled here, at
  * growth), and the last sample and when it was taken. */
 static _Atomic uint64_t rss_high_water;
-static _Atomic uint64_t rss_sample;
+#define rss_sample (hak_locks.fork.rss_sample)
 static _Atomic uint64_t rss_sample_tick;
 
 /* A sample is reused for this long: thread_churn asks 27 times per
