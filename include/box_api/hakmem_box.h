@@ -229,8 +229,11 @@ struct hak_host {
     void (*assign)(void *p, size_t bytes, uint16_t owner, uint16_t tag);
     /* (owner << 16) | tag for any address; 0 when no box owns it. */
     uint32_t (*lookup)(const void *p);
-    /* Resize a mapping made by map (mremap, may move); the region map
-     * follows. Returns the new address, or NULL (the old mapping intact). */
+    /* Resize a mapping made by map (mremap, may move; a block spanning
+     * several mappings, as after move, is moved piece by piece, never
+     * copied); the region map follows. Returns the new address, or NULL
+     * (the old mapping intact). Like every service that makes a system
+     * call, it leaves errno as it found it. */
     void *(*remap)(void *p, size_t old_bytes, size_t new_bytes, uint16_t owner,
                    uint16_t tag);
     /* Give the physical pages back (madvise DONTNEED); the range stays
@@ -270,9 +273,10 @@ struct hak_host {
     /* Move the pages of [src, src + bytes) onto [dst, dst + bytes), whole
      * granules, without copying (mremap): dst is a range the caller owns
      * from map (what it held is dropped); src's granules leave the region
-     * map as by unmap. Slow path only. Returns 0, or -1 when the kernel
-     * refuses (src spans two mappings): then dst is intact and src's
-     * granules are recorded again as (owner, tag) of its first granule. */
+     * map as by unmap. Slow path only. src may span several mappings
+     * (they move piece by piece). Returns 0, or -1 when the kernel
+     * refuses: then dst is intact and src's granules are recorded again as
+     * (owner, tag) of its first granule. */
     int (*move)(void *dst, void *src, size_t bytes);
 
     /* Transparent huge pages. The mode the process runs under: the sysfs
