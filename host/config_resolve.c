@@ -40,6 +40,31 @@ static void copy_text(char *dst, size_t cap, const char *src, size_t n)
     dst[n] = '\0';
 }
 
+/* `bytes` of the plan's pool aligned to `align` (a power of two), or NULL
+ * when it is full (only an absurd config fills it). */
+static void *plan_take(struct hak_plan *plan, size_t bytes, size_t align)
+{
+    size_t at = (plan->pool_used + align - 1) & ~(align - 1);
+    if (at > sizeof plan->pool || bytes > sizeof plan->pool - at)
+        return NULL;
+    plan->pool_used = at + bytes;
+    return plan->pool + at;
+}
+
+/* n bytes of src as a string in the plan's pool (at most PATH_MAX - 1,
+ * as the fixed arrays these replaced), or NULL when the pool is full. */
+static const char *plan_text(struct hak_plan *plan, const char *src, size_t n)
+{
+    if (n >= PATH_MAX)
+        n = PATH_MAX - 1;
+    char *t = plan_take(plan, n + 1, 1);
+    if (!t)
+        return NULL;
+    memcpy(t, src, n);
+    t[n] = '\0';
+    return t;
+}
+
 static int parse_bool(const char *v, int *out)
 {
     static const char *const yes[] = { "1", "on", "true", "yes" };
@@ -176,21 +201,25 @@ static int parse_value(const struct hak_param *p, const char *text, struct hak_v
 static int store_value(struct hak_plan *plan, struct hak_instance *in, uint32_t p, const char *text,
                        int is_default)
 {
-    if (plan->list_used + HAK_PARAM_LIST_MAX > sizeof plan->list_pool / sizeof *plan->list_pool)
-        return -1;
     const char *copy = text;
     if (!is_default) { /* a default is the descriptor's constant: no copy */
         size_t len = strlen(text) + 1;
-        if (plan->text_used + len > sizeof plan->text_pool)
+        char *t = plan_take(plan, len, 1);
+        if (!t)
             return -1;
-        copy = memcpy(plan->text_pool + plan->text_used, text, len);
-        plan->text_used += len;
+        copy = memcpy(t, text, len);
     }
     in->value_text[p] = copy;
-    uint64_t *lists = plan->list_pool + plan->list_used;
+    /* room for the longest list; what the value does not use is given back */
+    size_t mark = plan->pool_used;
+    uint64_t *lists = plan_take(plan, HAK_PARAM_LIST_MAX * sizeof(uint64_t), sizeof(uint64_t));
+    if (!lists)
+        return -1;
     if (parse_value(&in->desc->params[p], copy, &in->values[p], lists))
         return -1;
-    plan->list_used += in->values[p].count;
+    plan->pool_used = in->values[p].count ? (size_t)((unsigned char *)lists - plan->pool) +
+                                                in->values[p].count * sizeof(uint64_t)
+                                          : mark;
     return 0;
 }
 
@@ -229,7 +258,8 @@ static int host_key(struct hak_plan *plan, const struct hak_cfg_entry *e, struct
             FAIL(e, "[host] stats: expected off, text or json, got '%s'", v);
         plan->stats = (enum hak_stats_mode)i;
     } else if (!strcmp(e->key, "stats_file")) {
-        copy_text(plan->stats_file, sizeof plan->stats_file, v, strlen(v));
+        if (!(plan->stats_file = plan_text(plan, v, strlen(v))))
+            FAIL(e, "[host] stats_file: the config's texts are too long in all");
     } else if (!strcmp(e->key, "on_config_error")) {
         int i = enum_index("exit|fallback", v);
         if (i < 0)
@@ -252,7 +282,8 @@ static int host_key(struct hak_plan *plan, const struct hak_cfg_entry *e, struct
         if (parse_bool(v, &hak_plugin_builtins_enabled))
             FAIL(e, "[host] builtin_boxes: expected on or off, got '%s'", v);
     } else if (!strcmp(e->key, "box_dir")) {
-        copy_text(plan->box_dir, sizeof plan->box_dir, v, strlen(v));
+        if (!(plan->box_dir = plan_text(plan, v, strlen(v))))
+            FAIL(e, "[host] box_dir: the config's texts are too long in all");
     } else if (!strcmp(e->key, "terminal")) {
         /* resolved once the boxes are known */
     } else {
@@ -303,16 +334,17 @@ static int declare_boxes(struct hak_plan *plan, const struct hak_cfg_raw *raw, c
             return -1;
         uint32_t params = in->desc->param_count;
         size_t path_len = strlen(path) + 1;
-        if (plan->values_used + params > sizeof plan->value_pool / sizeof *plan->value_pool ||
-            plan->text_used + path_len > sizeof plan->text_pool)
+        struct hak_value *values = plan_take(plan, params * sizeof *values, _Alignof(struct hak_value));
+        const char **texts = plan_take(plan, params * sizeof *texts, _Alignof(const char *));
+        int *lines = plan_take(plan, params * sizeof *lines, _Alignof(int));
+        char *path_copy = plan_take(plan, path_len, 1);
+        if (!values || !texts || !lines || !path_copy)
             FAIL(e, "[%s]: the boxes have too many parameters in all", e->section);
-        in->path = memcpy(plan->text_pool + plan->text_used, path, path_len);
-        plan->text_used += path_len;
-        in->values = plan->value_pool + plan->values_used;
-        in->value_text = plan->value_text_pool + plan->values_used;
-        in->value_line = plan->value_line_pool + plan->values_used;
+        in->path = memcpy(path_copy, path, path_len);
+        in->values = values;
+        in->value_text = texts;
+        in->value_line = lines;
         memset(in->value_line, 0, params * sizeof *in->value_line);
-        plan->values_used += params;
         in->owner = (uint16_t)(plan->instance_count + 1);
         for (int l = 0; l < HAK_MAX_LINKS; l++)
             in->link_target[l] = -1;
@@ -623,19 +655,14 @@ static int resolve(struct hak_plan *plan, const struct hak_cfg_raw *raw, const c
 {
     /* Zero the header, not the pools and instance array: each instance is
      * cleared when declared, and untouched static pages cost no RSS. */
-    memset(plan, 0, offsetof(struct hak_plan, config_name));
-    /* Written only when set: each is a page of its own in the static plan,
-     * and an untouched page of BSS is no RSS. */
-    if (plan->stats_file[0])
-        plan->stats_file[0] = '\0';
-    if (plan->box_dir[0])
-        plan->box_dir[0] = '\0';
-    copy_text(plan->config_name, sizeof plan->config_name, raw->file, strlen(raw->file));
+    memset(plan, 0, offsetof(struct hak_plan, instances));
+    plan->stats_file = plan->box_dir = "";
+    plan->config_name = plan_text(plan, raw->file, strlen(raw->file));
     const char *slash = strrchr(raw->file, '/');
     if (slash && raw->file[0] != '(')
-        copy_text(plan->config_dir, sizeof plan->config_dir, raw->file, (size_t)(slash - raw->file));
+        plan->config_dir = plan_text(plan, raw->file, (size_t)(slash - raw->file));
     else
-        copy_text(plan->config_dir, sizeof plan->config_dir, ".", 1);
+        plan->config_dir = ".";
     plan->stats = HAK_STATS_OFF;
     plan->bad_free_abort = 1;
     hak_plugin_builtins_enabled = 1;
