@@ -7,6 +7,7 @@ packages=(
   libzstd-dev                                    # compressed traces (hakmem record)
   clang libclang-rt-dev                          # sanitizer builds, fuzzing
   python3 sqlite3 gawk coreutils git perl        # real programs in the tests
+  xz-utils zstd bc tar gzip findutils            # and more of them (make, gcc: build-essential)
   valgrind                                       # instruction counts
   time mawk                                      # /usr/bin/time (faults, peak RSS); bench real_mawk
   libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 gnuplot-nox  # bench peers, charts
