@@ -51,7 +51,8 @@ case_perl() {
     print scalar(keys %h), " $n $len ", scalar(@m), " ", scalar(keys %inv), "\n";'
 }
 case_sort() {
-  # Small buffer: external merge through temporary files; two threads.
+  # Small buffer: external merge through temporary files (one thread: sort
+  # splits a buffer between threads only from 128K lines; sort_threads has them).
   sort --parallel=2 -S 1M -T . -t ' ' -k2,2 -k1,1n "$dir/inputs/lines.txt" | md5sum
   sort -u -r "$dir/inputs/lines.txt" | tail -3
 }
