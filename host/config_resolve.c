@@ -211,15 +211,12 @@ static int store_value(struct hak_plan *plan, struct hak_instance *in, uint32_t 
     }
     in->value_text[p] = copy;
     /* room for the longest list; what the value does not use is given back */
-    size_t mark = plan->pool_used;
     uint64_t *lists = plan_take(plan, HAK_PARAM_LIST_MAX * sizeof(uint64_t), sizeof(uint64_t));
     if (!lists)
         return -1;
     if (parse_value(&in->desc->params[p], copy, &in->values[p], lists))
         return -1;
-    plan->pool_used = in->values[p].count ? (size_t)((unsigned char *)lists - plan->pool) +
-                                                in->values[p].count * sizeof(uint64_t)
-                                          : mark;
+    plan->pool_used = (size_t)((unsigned char *)(lists + in->values[p].count) - plan->pool);
     return 0;
 }
 

@@ -38,23 +38,7 @@ static void start_failed(const struct hak_error *err)
     _exit(HAK_EXIT_CONFIG);
 }
 
-/* Start the runtime once. A call made while this thread is starting (dlopen
- * allocating, say) returns at once and is served from the bootstrap arena;
- * another thread waits until the start is over. */
-static void lazy_start(void);
-
-/* The start probes for box files and reads /proc: a missing one is not the
- * program's error (errno stays as the program left it). */
-int hak_lazy_start(void)
-{
-    if (tls_starting)
-        return 0;
-    int saved_errno = errno;
-    lazy_start();
-    errno = saved_errno;
-    return 0;
-}
-
+/* Start the runtime once; another thread waits until the start is over. */
 static void lazy_start(void)
 {
     int expected = 0;
@@ -80,7 +64,7 @@ static void lazy_start(void)
         return;
     }
     char lib_dir[PATH_MAX] = "";
-    hak_object_dir((const void *)hak_lazy_start, lib_dir, sizeof lib_dir);
+    hak_object_dir((const void *)lazy_start, lib_dir, sizeof lib_dir);
     if (hak_config_apply_overrides(&start_raw, secure_getenv("HAKMEM_SET"), &err) ||
         hak_plan_resolve(&start_plan, &start_raw, lib_dir, &err) ||
         hak_runtime_start(&start_plan, &err)) {
@@ -89,6 +73,20 @@ static void lazy_start(void)
         return;
     }
     tls_starting = 0;
+}
+
+/* A call made while this thread is starting (dlopen allocating, say)
+ * returns at once and is served from the bootstrap arena. The start probes
+ * for box files and reads /proc: a missing one is not the program's error,
+ * so errno stays as the program left it. */
+int hak_lazy_start(void)
+{
+    if (tls_starting)
+        return 0;
+    int saved_errno = errno;
+    lazy_start();
+    errno = saved_errno;
+    return 0;
 }
 
 static int env_set(const char *name)

@@ -33,16 +33,6 @@ int hak_observer_count;
 
 /* mmap `bytes` aligned to `align` (a power of two >= page size) by mapping
  * more and trimming both ends. */
-static void *os_map(size_t bytes, size_t align);
-
-void *hak_os_map(size_t bytes, size_t align)
-{
-    KEEP_ERRNO_BEGIN;
-    void *p = os_map(bytes, align);
-    KEEP_ERRNO_END;
-    return p;
-}
-
 static void *os_map(size_t bytes, size_t align)
 {
     if (align < HAK_GRANULE)
@@ -61,6 +51,14 @@ static void *os_map(size_t bytes, size_t align)
     size_t tail = (size_t)(raw + span - (p + bytes));
     if (tail)
         munmap(p + bytes, tail);
+    return p;
+}
+
+void *hak_os_map(size_t bytes, size_t align)
+{
+    KEEP_ERRNO_BEGIN;
+    void *p = os_map(bytes, align);
+    KEEP_ERRNO_END;
     return p;
 }
 
@@ -265,18 +263,8 @@ static int move_pieces(char *src, char *dst, size_t len)
     return -1;
 }
 
-static void *remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t owner, uint16_t tag);
-
 /* mremap to a granule-aligned place: grow in place if the kernel can;
  * otherwise reserve an aligned range and move the pages there (no copy). */
-static void *svc_remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t owner, uint16_t tag)
-{
-    KEEP_ERRNO_BEGIN;
-    void *q = remap(p, old_bytes, new_bytes, owner, tag);
-    KEEP_ERRNO_END;
-    return q;
-}
-
 static void *remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t owner, uint16_t tag)
 {
     size_t old_size = (old_bytes + HAK_GRANULE - 1) & ~(HAK_GRANULE - 1);
@@ -327,17 +315,15 @@ static void *remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t owner, 
     return q;
 }
 
-/* Pages of src onto dst, no copy; src leaves the region map (see the ABI). */
-static int move(void *dst, void *src, size_t bytes);
-
-static int svc_move(void *dst, void *src, size_t bytes)
+static void *svc_remap(void *p, size_t old_bytes, size_t new_bytes, uint16_t owner, uint16_t tag)
 {
     KEEP_ERRNO_BEGIN;
-    int r = move(dst, src, bytes);
+    void *q = remap(p, old_bytes, new_bytes, owner, tag);
     KEEP_ERRNO_END;
-    return r;
+    return q;
 }
 
+/* Pages of src onto dst, no copy; src leaves the region map (see the ABI). */
 static int move(void *dst, void *src, size_t bytes)
 {
     size_t size = (bytes + HAK_GRANULE - 1) & ~(HAK_GRANULE - 1);
@@ -353,6 +339,14 @@ static int move(void *dst, void *src, size_t bytes)
     account_lost(lost);
     emit(HAK_EV_UNMAP, (uint16_t)(entry >> 16), src, size);
     return 0;
+}
+
+static int svc_move(void *dst, void *src, size_t bytes)
+{
+    KEEP_ERRNO_BEGIN;
+    int r = move(dst, src, bytes);
+    KEEP_ERRNO_END;
+    return r;
 }
 
 static void svc_decommit(void *p, size_t bytes)
